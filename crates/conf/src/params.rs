@@ -1,0 +1,185 @@
+//! THE parameter table: every parameter ironpost reads, once, with its
+//! default, its type and one line of description. `postconf -d` prints it and
+//! the documentation is generated from it. Postfix's names and defaults are
+//! kept where Postfix has the parameter; Dovecot's names where only Dovecot
+//! has one.
+//!
+//! A parameter joins this table when the code that reads it lands, so that
+//! `unused parameter` warnings tell an administrator which settings have no
+//! effect yet.
+
+/// The type of a parameter's value, which decides how it is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Free text.
+    Str,
+    /// A path name.
+    Path,
+    /// `yes` or `no`.
+    Bool,
+    /// A decimal integer within bounds.
+    Int { min: i64, max: i64 },
+    /// A size in bytes.
+    Size,
+    /// A time; a bare number is in `unit` (s, m, h, d or w).
+    Time { unit: char },
+    /// A list separated by white space or commas.
+    List,
+    /// A list whose every element is one of these words.
+    Words(&'static [&'static str]),
+    /// One of these words.
+    Enum(&'static [&'static str]),
+    /// A list of lookup tables (`type:name`).
+    Maps,
+    /// A list of networks (mynetworks syntax).
+    Networks,
+}
+
+/// How a default value is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// A fixed text, which may refer to other parameters with `$name`.
+    Text(&'static str),
+    /// Computed from the machine or the command line (see [`Computed`]).
+    Computed(Computed),
+}
+
+/// Defaults that depend on the machine or on how the program was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Computed {
+    /// The directory given with `-c`, else `/etc/ironpost`.
+    ConfigDirectory,
+    /// The host name; when it has no dot, `.$mydomain` or `.localdomain` is
+    /// appended (Postfix's check_myhostname).
+    MyHostname,
+    /// myhostname without its first label, or `localdomain`.
+    MyDomain,
+    /// The networks of the local interfaces, per mynetworks_style.
+    MyNetworks,
+    /// The program's version.
+    Version,
+}
+
+/// One parameter.
+#[derive(Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: DefaultValue,
+    pub doc: &'static str,
+}
+
+/// The default configuration directory.
+pub const DEFAULT_CONFIG_DIRECTORY: &str = "/etc/ironpost";
+
+macro_rules! params {
+    ($( $id:ident = $name:literal, $kind:expr, $default:expr, $doc:literal; )*) => {
+        $(
+            #[doc = $doc]
+            pub const $id: &Param = &Param { name: $name, kind: $kind, default: $default, doc: $doc };
+        )*
+        /// Every parameter, sorted by name.
+        pub static PARAMS: &[&Param] = &[ $( $id ),* ];
+    };
+}
+
+use Computed as C;
+use DefaultValue::{Computed as Comp, Text as T};
+
+params! {
+    ALIAS_DATABASE = "alias_database", Kind::Maps, T("hash:/etc/ironpost/aliases"),
+        "The alias tables that newaliases and sendmail -bi rebuild.";
+    ALIAS_MAPS = "alias_maps", Kind::Maps, T("hash:/etc/ironpost/aliases"),
+        "The alias tables that local delivery consults for local recipients.";
+    CONFIG_DIRECTORY = "config_directory", Kind::Path, Comp(C::ConfigDirectory),
+        "The directory with main.cf, master.cf and the lookup tables.";
+    DATA_DIRECTORY = "data_directory", Kind::Path, T("/var/lib/ironpost"),
+        "The directory where ironpost keeps its databases and mailbox indexes.";
+    DEFAULT_DATABASE_TYPE = "default_database_type", Kind::Enum(&["hash", "texthash"]), T("hash"),
+        "The table type that postmap, postalias and newaliases use for a name without a type.";
+    DISABLE_VRFY_COMMAND = "disable_vrfy_command", Kind::Bool, T("no"),
+        "Disable the SMTP VRFY command, which tells a client whether an address exists.";
+    HOME_MAILBOX = "home_mailbox", Kind::Str, T(""),
+        "A local user's mailbox relative to the home directory (Mailbox, or Maildir/ for Maildir); empty means mbox in mail_spool_directory.";
+    INET_INTERFACES = "inet_interfaces", Kind::List, T("localhost"),
+        "The addresses the server listens on: all, localhost, loopback-only, or a list of addresses.";
+    INET_PROTOCOLS = "inet_protocols", Kind::Words(&["all", "ipv4", "ipv6"]), T("all"),
+        "The IP protocols used for listening and for connecting out: ipv4, ipv6 or all.";
+    MAIL_NAME = "mail_name", Kind::Str, T("ironpost"),
+        "The mail system's name, used in the SMTP greeting and in Received headers.";
+    MAIL_SPOOL_DIRECTORY = "mail_spool_directory", Kind::Path, T("/var/mail"),
+        "The directory with the mbox files of local users (used when home_mailbox is empty).";
+    MAIL_VERSION = "mail_version", Kind::Str, Comp(C::Version),
+        "The version of ironpost.";
+    MAXIMAL_QUEUE_LIFETIME = "maximal_queue_lifetime", Kind::Time { unit: 'd' }, T("5d"),
+        "How long a message may stay in the queue before it is returned to the sender as undeliverable.";
+    MESSAGE_SIZE_LIMIT = "message_size_limit", Kind::Size, T("10240000"),
+        "The largest message accepted, in bytes, headers included; 0 means no limit.";
+    MYDESTINATION = "mydestination", Kind::List, T("$myhostname, localhost.$mydomain, localhost"),
+        "The domains this machine delivers locally, to accounts and aliases.";
+    MYDOMAIN = "mydomain", Kind::Str, Comp(C::MyDomain),
+        "The internet domain of this mail system; by default myhostname without its first label.";
+    MYHOSTNAME = "myhostname", Kind::Str, Comp(C::MyHostname),
+        "The fully qualified internet host name of this mail system.";
+    MYNETWORKS = "mynetworks", Kind::Networks, Comp(C::MyNetworks),
+        "The trusted client networks, which may relay; computed from mynetworks_style when not set.";
+    MYNETWORKS_STYLE = "mynetworks_style", Kind::Enum(&["host", "subnet", "class"]), T("host"),
+        "How mynetworks is computed when it is not set: host (this machine only), subnet or class.";
+    MYORIGIN = "myorigin", Kind::Str, T("$myhostname"),
+        "The domain that locally posted mail and unqualified addresses appear to come from.";
+    QUEUE_DIRECTORY = "queue_directory", Kind::Path, T("/var/spool/ironpost"),
+        "The directory of the mail queue.";
+    RECIPIENT_DELIMITER = "recipient_delimiter", Kind::Str, T(""),
+        "The characters that separate a user name from an address extension, as in user+foo.";
+    RELAY_DOMAINS = "relay_domains", Kind::List, T(""),
+        "Remote domains this server accepts mail for and relays.";
+    RELAYHOST = "relayhost", Kind::Str, T(""),
+        "The next-hop host for mail to remote domains; empty means direct delivery by MX lookup.";
+    SMTPD_BANNER = "smtpd_banner", Kind::Str, T("$myhostname ESMTP $mail_name"),
+        "The text that follows 220 in the SMTP greeting.";
+    SMTPD_RECIPIENT_LIMIT = "smtpd_recipient_limit", Kind::Int { min: 1, max: i64::MAX }, T("1000"),
+        "The most recipients the SMTP server accepts for one message.";
+    SMTPD_TIMEOUT = "smtpd_timeout", Kind::Time { unit: 's' }, T("300s"),
+        "How long the SMTP server waits for a client to send a command or data.";
+    UNKNOWN_LOCAL_RECIPIENT_REJECT_CODE = "unknown_local_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
+        "The SMTP reply code for a recipient in a local domain that does not exist.";
+}
+
+/// The parameter called `name`, if there is one.
+pub fn find(name: &str) -> Option<&'static Param> {
+    PARAMS
+        .binary_search_by(|p| p.name.cmp(name))
+        .ok()
+        .map(|i| PARAMS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for pair in PARAMS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} must come before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+    }
+
+    #[test]
+    fn every_parameter_is_described() {
+        for p in PARAMS {
+            assert!(p.doc.ends_with('.'), "{}: {}", p.name, p.doc);
+            assert!(!p.doc.contains('\n'), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn find_by_name() {
+        assert_eq!(find("myhostname").unwrap().name, "myhostname");
+        assert!(find("no_such_parameter").is_none());
+    }
+}

@@ -1,0 +1,246 @@
+//! The commands. One binary answers to many names: invoked as `postconf`,
+//! `postmap`, `postalias` or `newaliases` (a symlink, or `ironpost compat
+//! NAME ...`) it behaves as that Postfix command, flags and output included.
+//! Invoked as `ironpost` it takes a subcommand.
+//!
+//! ## Layout
+//! - [`getopt`]: getopt(3) for the Postfix-style flags.
+//! - [`postconf`]: `postconf` (show, edit, check main.cf).
+//! - [`postmap`]: `postmap`, `postalias`, `newaliases`.
+//!
+//! Messages go to stderr as Postfix prints them: `postconf: warning: ...`,
+//! `postmap: fatal: ...` (exit status 1).
+
+pub mod getopt;
+pub mod postconf;
+pub mod postmap;
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use ironpost_conf::{ConfError, Config};
+
+/// Postfix-compatible command names this binary answers to.
+pub const COMPAT_COMMANDS: &[&str] = &["newaliases", "postalias", "postconf", "postmap"];
+
+/// A fatal error: printed as `PROGRAM: fatal: MESSAGE`, exit status 1.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ConfError> for Fatal {
+    fn from(e: ConfError) -> Self {
+        Fatal(e.to_string())
+    }
+}
+
+impl From<String> for Fatal {
+    fn from(s: String) -> Self {
+        Fatal(s)
+    }
+}
+
+/// The result of a command: its exit status, or a fatal error.
+pub type CmdResult = Result<ExitCode, Fatal>;
+
+static PROGRAM: OnceLock<String> = OnceLock::new();
+
+/// The name messages are prefixed with (`postconf`, `postmap`, `ironpost`).
+pub fn program() -> &'static str {
+    PROGRAM.get().map(String::as_str).unwrap_or("ironpost")
+}
+
+/// Prints `PROGRAM: warning: MESSAGE` on stderr.
+pub fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{}: warning: {msg}", program());
+}
+
+/// The entry point of the binary.
+pub fn main() -> ExitCode {
+    let mut args: Vec<String> = Vec::new();
+    for a in std::env::args_os() {
+        match a.into_string() {
+            Ok(s) => args.push(s),
+            Err(a) => {
+                eprintln!("ironpost: fatal: argument is not valid UTF-8: {a:?}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let argv0 = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .unwrap_or_default();
+    let rest = args.get(1..).unwrap_or_default();
+    if COMPAT_COMMANDS.contains(&argv0.as_str()) {
+        return run_compat(&argv0, rest);
+    }
+    run_ironpost(rest)
+}
+
+/// Runs a Postfix-compatible command by name.
+pub fn run_compat(name: &str, args: &[String]) -> ExitCode {
+    let _ = PROGRAM.set(name.to_string());
+    install_diagnostics();
+    let result = match name {
+        "postconf" => postconf::run(args),
+        "postmap" => postmap::run_postmap(args),
+        "postalias" => postmap::run_postalias(args),
+        "newaliases" => postmap::run_newaliases(args),
+        _ => Err(Fatal(format!("unknown command: {name}"))),
+    };
+    finish(result)
+}
+
+fn finish(result: CmdResult) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(Fatal(msg)) => {
+            let _ = writeln!(std::io::stderr(), "{}: fatal: {msg}", program());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: ironpost COMMAND [ARGS]
+
+Commands:
+  postconf [-dhHmnx] [-c DIR] [-e|-X|-#] [NAME ...]   show or edit main.cf
+  postmap [-fiqrsdw] [-c DIR] [TYPE:]FILE ...         build or query lookup tables
+  postalias [-fiqrsdw] [-c DIR] [TYPE:]FILE ...       build or query alias tables
+  newaliases [-c DIR]                                rebuild alias_database
+  check [-c DIR]                                     check main.cf, as `postfix check`
+  compat NAME [ARGS]                                 run a Postfix command by name
+  version                                            print the version
+
+The configuration directory is -c DIR, else $IRONPOST_CONFIG_DIR, else
+$MAIL_CONFIG, else /etc/ironpost. Linked or copied under a Postfix command's
+name (postconf, postmap, postalias, newaliases), ironpost behaves as that
+command.
+";
+
+fn run_ironpost(args: &[String]) -> ExitCode {
+    let Some(cmd) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        c if COMPAT_COMMANDS.contains(&c) => run_compat(c, rest),
+        "compat" => match rest.first() {
+            Some(name) if COMPAT_COMMANDS.contains(&name.as_str()) => run_compat(name, &rest[1..]),
+            Some(name) => {
+                eprintln!(
+                    "ironpost: fatal: compat: unknown command \"{name}\" (known: {})",
+                    COMPAT_COMMANDS.join(", ")
+                );
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!(
+                    "ironpost: fatal: compat: which command? ({})",
+                    COMPAT_COMMANDS.join(", ")
+                );
+                ExitCode::from(2)
+            }
+        },
+        "check" => {
+            let _ = PROGRAM.set("ironpost".to_string());
+            install_diagnostics();
+            finish(check(rest))
+        }
+        "version" | "--version" | "-V" => {
+            println!("ironpost {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("ironpost: fatal: unknown command \"{other}\"\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The configuration directory: `-c DIR`, else `$IRONPOST_CONFIG_DIR`, else
+/// `$MAIL_CONFIG` (Postfix's variable), else the default.
+pub fn config_dir(flag: Option<&str>) -> Option<PathBuf> {
+    flag.map(PathBuf::from).or_else(|| {
+        ["IRONPOST_CONFIG_DIR", "MAIL_CONFIG"]
+            .iter()
+            .filter_map(|v| std::env::var_os(v))
+            .find(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// Loads main.cf from the configuration directory.
+pub fn load_config(flag: Option<&str>) -> Result<Config, Fatal> {
+    let dir = config_dir(flag);
+    Ok(Config::load(dir.as_deref(), &crate::host::facts())?)
+}
+
+/// `ironpost check`: every parameter expanded and checked against its type;
+/// each fault printed with file, line and parameter; exit 1 if any.
+fn check(args: &[String]) -> CmdResult {
+    let p = getopt::getopt(args, "c:v").map_err(Fatal)?;
+    let config = load_config(p.value('c'))?;
+    for w in config.warnings() {
+        warn(&w);
+    }
+    let errors = config.check();
+    if errors.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &errors[..errors.len() - 1] {
+        let _ = writeln!(std::io::stderr(), "{}: error: {e}", program());
+    }
+    Err(Fatal(errors[errors.len() - 1].to_string()))
+}
+
+/// Sends tracing events (warnings from table code, for instance) to stderr
+/// in Postfix's shape: `PROGRAM: warning: MESSAGE`.
+fn install_diagnostics() {
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+    use tracing_subscriber::registry::LookupSpan;
+
+    struct PostfixStyle;
+    impl<S, N> FormatEvent<S, N> for PostfixStyle
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            mut writer: Writer<'_>,
+            event: &tracing::Event<'_>,
+        ) -> fmt::Result {
+            let level = match *event.metadata().level() {
+                tracing::Level::ERROR => "error: ",
+                tracing::Level::WARN => "warning: ",
+                _ => "",
+            };
+            write!(writer, "{}: {level}", program())?;
+            ctx.field_format().format_fields(writer.by_ref(), event)?;
+            writeln!(writer)
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .event_format(PostfixStyle)
+        .try_init();
+}

@@ -1,0 +1,16 @@
+//! # ironpost: the daemon and every command
+//!
+//! One binary does the whole job of a classic mail host. This library holds
+//! every area as a module; `main.rs` only dispatches to [`cli`].
+//!
+//! ## Layout
+//! - [`cli`]: the commands, under their own names and Postfix's
+//!   (`postconf`, `postmap`, `postalias`, `newaliases`).
+//! - [`maps`]: lookup tables named `type:name` (hash, texthash, inline,
+//!   static, cidr, regexp, pcre, unix) and the Postfix search orders.
+//! - [`host`]: facts about the machine (host name, interface addresses) that
+//!   configuration defaults are computed from.
+
+pub mod cli;
+pub mod host;
+pub mod maps;

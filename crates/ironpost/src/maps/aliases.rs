@@ -1,0 +1,1 @@
+//! The aliases(5) source format and alias values. Placeholder: being written.

@@ -1,0 +1,5 @@
+//! Integration tests: the `ironpost` binary and its library driven the way
+//! users drive them, and compared against the real Postfix tools where the
+//! behaviour must match. One test binary, so the link step is paid once.
+
+mod tables_vs_postfix;

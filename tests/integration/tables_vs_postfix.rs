@@ -1,0 +1,1 @@
+//! Pattern tables compared against Postfix's own postmap. Placeholder.
