@@ -2,4 +2,8 @@
 //! users drive them, and compared against the real Postfix tools where the
 //! behaviour must match. One test binary, so the link step is paid once.
 
+mod common;
+mod postconf;
+mod postconf_vs_postfix;
+mod postmap;
 mod tables_vs_postfix;

@@ -1,7 +1,7 @@
 //! [`Config`]: main.cf over the parameter table's defaults, with expansion,
 //! typed getters, checks and Postfix's warnings.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -106,7 +106,7 @@ impl Config {
         );
 
         // myhostname: the host name, completed with $mydomain (when main.cf
-        // sets it) or "localdomain" when it has no dot.
+        // sets it, even to nothing) or "localdomain" when it has no dot.
         let node = if host.hostname.is_empty() {
             "localhost"
         } else {
@@ -129,7 +129,6 @@ impl Config {
                     .ok()
                 })
                 .map(|e| e.value)
-                .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "localdomain".to_string());
             format!("{node}.{domain}")
         };
@@ -339,6 +338,18 @@ impl Config {
         errors
     }
 
+    /// Expands every parameter of the table that main.cf sets, in file
+    /// order, and returns the first failure (a `$` syntax error or a loop).
+    /// Postfix's postconf refuses to show such a configuration.
+    pub fn check_expansions(&self) -> Result<(), ConfError> {
+        for e in self.effective_entries() {
+            if params::find(&e.name).is_some() {
+                self.expand(&e.name)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Names `postconf` lists: every parameter in the table and every
     /// parameter of main.cf that some used value refers to, sorted.
     pub fn names(&self) -> Vec<String> {
@@ -365,22 +376,19 @@ impl Config {
         names.into_iter().collect()
     }
 
-    /// Names that are not in the table but are defined in main.cf and
-    /// referred to, directly or through other values, by a used value.
+    /// Parameters of one's own (not in the table) that are in use: defined
+    /// in main.cf and referred to by some value, as Postfix counts them
+    /// (a reference from any main.cf value, even an unused one, counts).
     fn user_defined_used(&self) -> HashSet<String> {
         let mut used = HashSet::new();
-        let mut queue: VecDeque<&str> = PARAMS
+        let texts = PARAMS
             .iter()
             .filter_map(|p| self.raw(p.name))
             .chain(self.overrides.iter().map(|(_, v, _)| v.as_str()))
-            .collect();
-        while let Some(text) = queue.pop_front() {
+            .chain(self.effective_entries().map(|e| e.value.as_str()));
+        for text in texts {
             for name in expand::referenced_names(text) {
-                if params::find(&name).is_some() || used.contains(&name) {
-                    continue;
-                }
-                if let Some(e) = self.main.get(&name) {
-                    queue.push_back(&e.value);
+                if params::find(&name).is_none() && self.main.get(&name).is_some() {
                     used.insert(name);
                 }
             }
@@ -388,18 +396,44 @@ impl Config {
         used
     }
 
+    /// The definitions in effect (the last of each name), in file order.
+    pub fn effective_entries(&self) -> impl Iterator<Item = &crate::maincf::Entry> {
+        self.main
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                !self.main.entries[i + 1..]
+                    .iter()
+                    .any(|later| later.name == e.name)
+            })
+            .map(|(_, e)| e)
+    }
+
     /// Postfix's warnings: unused parameters, undefined references, and what
     /// the reader noticed. Each is one line with the file name.
     pub fn warnings(&self) -> Vec<String> {
         let path = self.main.path.display();
         let mut out = self.main.warnings.clone();
+        for (i, e) in self.main.entries.iter().enumerate() {
+            // Postfix says nothing when the value is the same.
+            let earlier = self.main.entries[..i]
+                .iter()
+                .rev()
+                .find(|x| x.name == e.name);
+            if let Some(earlier) = earlier.filter(|x| x.value != e.value) {
+                out.push(format!(
+                    "{path}, line {}: overriding earlier entry: {}={}",
+                    e.line, e.name, earlier.value
+                ));
+            }
+        }
         let used = self.user_defined_used();
         let mut undefined: Vec<String> = Vec::new();
-        for e in &self.main.entries {
+        for e in self.effective_entries() {
             let known = params::find(&e.name).is_some();
             if !known && !used.contains(&e.name) {
                 out.push(format!("{path}: unused parameter: {}={}", e.name, e.value));
-                continue;
             }
             for name in expand::referenced_names(&e.value) {
                 if self.raw(&name).is_none() && !undefined.contains(&name) {
@@ -614,10 +648,21 @@ mod tests {
                 "/etc/ironpost/main.cf: unused parameter: foo=bar".to_string(),
                 "/etc/ironpost/main.cf: unused parameter: other=$also".to_string(),
                 "/etc/ironpost/main.cf: undefined parameter: nothere".to_string(),
+                "/etc/ironpost/main.cf: undefined parameter: also".to_string(),
             ]
         );
         assert!(c.names().contains(&"my_custom".to_string()));
         assert_eq!(c.set_names(), vec!["my_custom", "mydestination"]);
+    }
+
+    #[test]
+    fn duplicates_are_reported() {
+        let c = cfg("myhostname = a\nmydomain = d\nmyhostname = b\n    c\n");
+        assert_eq!(
+            c.warnings(),
+            vec!["/etc/ironpost/main.cf, line 3: overriding earlier entry: myhostname=a"]
+        );
+        assert_eq!(x(&c, "myhostname"), "b    c");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (readllines(3)): a logical line starts with non-white-space text; a line
 //! that starts with white space continues it; empty lines and lines whose
 //! first non-white-space character is `#` are skipped and do not end a
-//! logical line. Pieces are joined with one space.
+//! logical line. A continuation is appended as it is, leading white space
+//! included; only the newline goes (as readllines does: `a,\n    b` reads
+//! `a,    b`).
 
 /// One logical line with the physical line numbers it spans (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,7 @@ pub fn logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<LineWarning>) {
     let mut current: Option<LogicalLine> = None;
     for (idx, raw) in text.split('\n').enumerate() {
         let lineno = idx + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = raw.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
@@ -35,10 +38,7 @@ pub fn logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<LineWarning>) {
         if continues {
             match current.as_mut() {
                 Some(cur) => {
-                    let kept = cur.text.trim_end().len();
-                    cur.text.truncate(kept);
-                    cur.text.push(' ');
-                    cur.text.push_str(trimmed);
+                    cur.text.push_str(raw);
                     cur.last = lineno;
                 }
                 None => warnings.push(LineWarning {
@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("a = x, y z".to_string(), 1, 5),
+                ("a = x,  y\tz".to_string(), 1, 5),
                 ("b = 1".to_string(), 6, 6)
             ]
         );
@@ -105,8 +105,8 @@ mod tests {
     #[test]
     fn crlf_and_trailing_space_are_trimmed() {
         assert_eq!(
-            texts("a = b  \r\n  c\r\n"),
-            vec![("a = b c".to_string(), 1, 2)]
+            texts("a = b  \r\n  c  \r\n"),
+            vec![("a = b    c".to_string(), 1, 2)]
         );
     }
 

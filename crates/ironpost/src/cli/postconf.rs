@@ -69,6 +69,9 @@ fn show(p: &super::getopt::Parsed) -> CmdResult {
         for w in cfg.warnings() {
             warn(&w);
         }
+        // Like Postfix, refuse to show a configuration whose values cannot
+        // be expanded (a syntax error or a reference loop), -x or not.
+        cfg.check_expansions()?;
     }
     let names: Vec<String> = if !p.operands.is_empty() {
         p.operands.clone()
