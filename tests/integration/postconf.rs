@@ -343,3 +343,14 @@ fn ways_to_name_the_config_directory() {
     let out = ip("compat").arg("nosuch").run();
     assert_eq!(out.status, 2);
 }
+
+#[test]
+fn parameter_reference_is_current() {
+    let out = ip("doc").arg("parameters").run();
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/parameters.md"))
+        .expect("docs/parameters.md exists");
+    assert!(
+        out.stdout == committed,
+        "docs/parameters.md is out of date: run `cargo run -p ironpost -- doc parameters > docs/parameters.md`"
+    );
+}

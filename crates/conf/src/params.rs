@@ -145,6 +145,47 @@ params! {
         "The SMTP reply code for a recipient in a local domain that does not exist.";
 }
 
+/// The parameter reference in Markdown, generated from the table
+/// (docs/parameters.md is this text; a test keeps it current).
+pub fn markdown_reference() -> String {
+    let mut out = String::from(
+        "# Parameters\n\n\
+         Generated from the parameter table in `crates/conf/src/params.rs` by\n\
+         `ironpost doc parameters`; do not edit by hand. `postconf -d` prints the\n\
+         same defaults. Computed defaults depend on the machine.\n\n\
+         | name | default | type | description |\n|---|---|---|---|\n",
+    );
+    for p in PARAMS {
+        let default = match p.default {
+            DefaultValue::Text("") => "(empty)".to_string(),
+            DefaultValue::Text(t) => format!("`{t}`"),
+            DefaultValue::Computed(c) => match c {
+                Computed::ConfigDirectory => format!("`{DEFAULT_CONFIG_DIRECTORY}` (or `-c DIR`)"),
+                Computed::MyHostname => "the host name, completed with `.$mydomain` or `.localdomain`".into(),
+                Computed::MyDomain => "`$myhostname` without its first label".into(),
+                Computed::MyNetworks => "from `mynetworks_style`".into(),
+                Computed::Version => "the version".into(),
+            },
+        };
+        let kind = match p.kind {
+            Kind::Str => "text".to_string(),
+            Kind::Path => "path".to_string(),
+            Kind::Bool => "yes/no".to_string(),
+            Kind::Int { min, max } if max == i64::MAX => format!("integer >= {min}"),
+            Kind::Int { min, max } => format!("integer {min}..{max}"),
+            Kind::Size => "size".to_string(),
+            Kind::Time { unit } => format!("time (bare number: {unit})"),
+            Kind::List => "list".to_string(),
+            Kind::Words(w) => format!("list of {}", w.join(", ")),
+            Kind::Enum(w) => w.join(" \\| "),
+            Kind::Maps => "lookup tables".to_string(),
+            Kind::Networks => "networks".to_string(),
+        };
+        out.push_str(&format!("| `{}` | {default} | {kind} | {} |\n", p.name, p.doc));
+    }
+    out
+}
+
 /// The parameter called `name`, if there is one.
 pub fn find(name: &str) -> Option<&'static Param> {
     PARAMS

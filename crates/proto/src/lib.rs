@@ -1,1 +1,7 @@
-//! x
+//! # ironpost-proto: mail protocols without I/O
+//!
+//! Parsers and encoders for SMTP, POP3, IMAP and SASL that take bytes and
+//! return a command, "need more bytes", or an error naming the fault; they
+//! never touch a socket, so they can be fuzzed and re-fed in chunks.
+//!
+//! Nothing is here yet: the SMTP issue brings the first parser.

@@ -120,6 +120,7 @@ Commands:
   newaliases [-c DIR]                                rebuild alias_database
   check [-c DIR]                                     check main.cf, as `postfix check`
   compat NAME [ARGS]                                 run a Postfix command by name
+  doc parameters                                     the parameter reference (Markdown)
   version                                            print the version
 
 The configuration directory is -c DIR, else $IRONPOST_CONFIG_DIR, else
@@ -158,6 +159,16 @@ fn run_ironpost(args: &[String]) -> ExitCode {
             install_diagnostics();
             finish(check(rest))
         }
+        "doc" => match rest.first().map(String::as_str) {
+            Some("parameters") => {
+                print!("{}", ironpost_conf::params::markdown_reference());
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!("ironpost: fatal: usage: ironpost doc parameters");
+                ExitCode::from(2)
+            }
+        },
         "version" | "--version" | "-V" => {
             println!("ironpost {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
