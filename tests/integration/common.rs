@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests.
 
-pub use ironpost_testkit::{Command, ConfigDir, Output, compat_bin, postfix_tool};
+pub use ironpost_testkit::{Command, ConfigDir, compat_bin, postfix_tool};
 
 /// The ironpost binary under test.
 pub fn ironpost() -> &'static str {

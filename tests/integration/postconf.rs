@@ -347,8 +347,11 @@ fn ways_to_name_the_config_directory() {
 #[test]
 fn parameter_reference_is_current() {
     let out = ip("doc").arg("parameters").run();
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/parameters.md"))
-        .expect("docs/parameters.md exists");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/parameters.md"
+    ))
+    .expect("docs/parameters.md exists");
     assert!(
         out.stdout == committed,
         "docs/parameters.md is out of date: run `cargo run -p ironpost -- doc parameters > docs/parameters.md`"

@@ -209,10 +209,10 @@ fn generated(rng: &mut Rng) -> String {
             value.push_str(rng.pick(&[" ", ", ", ""]));
         }
         text.push_str(&format!("{name} = {value}\n"));
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             text.push_str(&format!("   {}\n", rng.pick(&atoms)));
         }
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             text.push_str("# comment\n\n");
         }
     }

@@ -276,10 +276,10 @@ impl Config {
     pub fn get_list(&self, p: &Param) -> Result<Vec<String>, ConfError> {
         let v = self.get_str(p)?;
         let items = value::split_list(&v);
-        if let Kind::Words(words) = p.kind {
-            if items.is_empty() || items.iter().any(|i| !words.contains(&i.as_str())) {
-                return Err(self.bad_value(p, &v, one_of(words, "a list of")));
-            }
+        if let Kind::Words(words) = p.kind
+            && (items.is_empty() || items.iter().any(|i| !words.contains(&i.as_str())))
+        {
+            return Err(self.bad_value(p, &v, one_of(words, "a list of")));
         }
         Ok(items)
     }

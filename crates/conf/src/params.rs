@@ -161,7 +161,9 @@ pub fn markdown_reference() -> String {
             DefaultValue::Text(t) => format!("`{t}`"),
             DefaultValue::Computed(c) => match c {
                 Computed::ConfigDirectory => format!("`{DEFAULT_CONFIG_DIRECTORY}` (or `-c DIR`)"),
-                Computed::MyHostname => "the host name, completed with `.$mydomain` or `.localdomain`".into(),
+                Computed::MyHostname => {
+                    "the host name, completed with `.$mydomain` or `.localdomain`".into()
+                }
                 Computed::MyDomain => "`$myhostname` without its first label".into(),
                 Computed::MyNetworks => "from `mynetworks_style`".into(),
                 Computed::Version => "the version".into(),
@@ -181,7 +183,10 @@ pub fn markdown_reference() -> String {
             Kind::Maps => "lookup tables".to_string(),
             Kind::Networks => "networks".to_string(),
         };
-        out.push_str(&format!("| `{}` | {default} | {kind} | {} |\n", p.name, p.doc));
+        out.push_str(&format!(
+            "| `{}` | {default} | {kind} | {} |\n",
+            p.name, p.doc
+        ));
     }
     out
 }

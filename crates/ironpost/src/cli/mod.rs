@@ -190,7 +190,7 @@ pub fn config_dir(flag: Option<&str>) -> Option<PathBuf> {
     flag.map(PathBuf::from).or_else(|| {
         ["IRONPOST_CONFIG_DIR", "MAIL_CONFIG"]
             .iter()
-            .filter_map(|v| std::env::var_os(v))
+            .filter_map(std::env::var_os)
             .find(|v| !v.is_empty())
             .map(PathBuf::from)
     })

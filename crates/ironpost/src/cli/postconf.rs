@@ -94,11 +94,11 @@ fn show(p: &super::getopt::Parsed) -> CmdResult {
 
     let mut out = String::new();
     for name in &names {
-        if let Some(known) = &known {
-            if !known.contains(name) {
-                warn(&format!("{name}: unknown parameter"));
-                continue;
-            }
+        if let Some(known) = &known
+            && !known.contains(name)
+        {
+            warn(&format!("{name}: unknown parameter"));
+            continue;
         }
         let value = if p.has('x') {
             cfg.expand(name)?.value

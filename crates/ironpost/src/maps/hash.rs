@@ -325,10 +325,10 @@ impl HashTable {
         let meta =
             std::fs::metadata(&self.db_path).map_err(|e| self.unavailable("open database", &e))?;
         let mut guard = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(db) = guard.as_ref() {
-            if db.same_file(&meta) {
-                return Ok(db.clone());
-            }
+        if let Some(db) = guard.as_ref()
+            && db.same_file(&meta)
+        {
+            return Ok(db.clone());
         }
         let db =
             Arc::new(Db::open(&self.db_path).map_err(|e| self.unavailable("open database", &e))?);

@@ -319,24 +319,24 @@ impl MapList {
             None => (address, None),
         };
         let (user, ext) = split_extension(local, delimiters);
-        if ext.is_some() {
-            if let Some(domain) = domain {
-                let key = format!("{user}@{domain}");
-                if let Some(v) = self.find_in(&key, true)? {
-                    return Ok(Some(found(key, v, ext)));
-                }
+        if ext.is_some()
+            && let Some(domain) = domain
+        {
+            let key = format!("{user}@{domain}");
+            if let Some(v) = self.find_in(&key, true)? {
+                return Ok(Some(found(key, v, ext)));
             }
         }
         if domain_is_local || domain.is_none() {
-            if domain.is_some() {
-                if let Some(v) = self.find_in(local, true)? {
-                    return Ok(Some(found(local.to_string(), v, None)));
-                }
+            if domain.is_some()
+                && let Some(v) = self.find_in(local, true)?
+            {
+                return Ok(Some(found(local.to_string(), v, None)));
             }
-            if ext.is_some() || domain.is_some() {
-                if let Some(v) = self.find_in(user, true)? {
-                    return Ok(Some(found(user.to_string(), v, ext)));
-                }
+            if (ext.is_some() || domain.is_some())
+                && let Some(v) = self.find_in(user, true)?
+            {
+                return Ok(Some(found(user.to_string(), v, ext)));
             }
         }
         if let Some(domain) = domain {
