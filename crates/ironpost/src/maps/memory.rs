@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use ironpost_conf::value::{split_list, strip_braces};
 
+use super::OpenError;
 use super::source::{SourceOptions, parse_source};
-use super::{OpenError, TableError};
 
 #[derive(Debug, Default)]
 pub struct MemoryTable {
@@ -32,32 +32,31 @@ impl MemoryTable {
     }
 
     /// Parses `{ key=value, { key = value with spaces } }`, the part after
-    /// `inline:`. Keys are folded to lower case.
+    /// `inline:`. Keys are folded to lower case. Errors are Postfix's.
     pub fn inline(spec: &str, name: &str) -> Result<MemoryTable, OpenError> {
-        let error = |message: String| {
-            OpenError::Syntax(TableError {
-                file: spec.to_string(),
-                line: None,
-                message,
-            })
+        let error = |what: &str| {
+            OpenError::Invalid(format!(
+                "{what}: \"{spec}\"; need \"inline:{{name=value...}}\""
+            ))
         };
         let body = name.trim();
         if !(body.starts_with('{') && body.ends_with('}')) {
-            return Err(error(
-                "expected inline:{ name=value, ... } (the table must be in braces)".to_string(),
-            ));
+            return Err(error("bad syntax"));
         }
         let mut table = MemoryTable::default();
         for item in split_list(strip_braces(body)) {
             let element = strip_braces(&item);
             let Some((key, value)) = element.split_once('=') else {
-                return Err(error(format!("\"{element}\": need name=value")));
+                return Err(error("missing '=' after attribute name"));
             };
             let key = key.trim().to_lowercase();
             if key.is_empty() {
-                return Err(error(format!("\"{element}\": need name=value")));
+                return Err(error("missing attribute name"));
             }
             table.insert(key, value.trim().to_string());
+        }
+        if table.order.is_empty() {
+            return Err(error("empty table"));
         }
         Ok(table)
     }
@@ -88,24 +87,39 @@ mod tests {
 
     #[test]
     fn inline_forms() {
+        // As Postfix 3.7's `postmap -q KEY 'inline:{...}'` answers.
         let t = MemoryTable::inline(
             "inline:{...}",
-            "{ A=1, b = 2 , { c = three words }, d=x=y }",
+            "{ A=1, {b = 2} , { c = three  words }, d=x=y }",
         )
         .unwrap();
         assert_eq!(t.lookup("a"), Some("1"));
         assert_eq!(t.lookup("b"), Some("2"));
-        assert_eq!(t.lookup("c"), Some("three words"));
+        assert_eq!(t.lookup("c"), Some("three  words"));
         assert_eq!(t.lookup("d"), Some("x=y"));
         assert_eq!(t.lookup("e"), None);
     }
 
     #[test]
     fn inline_errors() {
-        assert!(MemoryTable::inline("inline:a=b", "a=b").is_err());
-        let e = MemoryTable::inline("inline:{ a }", "{ a }").unwrap_err();
-        assert_eq!(e.to_string(), "inline:{ a }: \"a\": need name=value");
-        assert!(MemoryTable::inline("inline:{ =b }", "{ =b }").is_err());
+        let err = |spec: &str| {
+            MemoryTable::inline(spec, &spec["inline:".len()..])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("inline:a=b"),
+            "bad syntax: \"inline:a=b\"; need \"inline:{name=value...}\""
+        );
+        assert_eq!(
+            err("inline:{ a=1, b = 2 }"),
+            "missing '=' after attribute name: \"inline:{ a=1, b = 2 }\"; need \"inline:{name=value...}\""
+        );
+        assert_eq!(
+            err("inline:{ }"),
+            "empty table: \"inline:{ }\"; need \"inline:{name=value...}\""
+        );
+        assert!(err("inline:{ =b }").starts_with("missing attribute name"));
     }
 
     #[test]

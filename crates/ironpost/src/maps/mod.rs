@@ -69,6 +69,8 @@ pub enum OpenError {
     Syntax(TableError),
     /// The file could not be read.
     Io(String),
+    /// The table's name is malformed (the message says how).
+    Invalid(String),
 }
 
 impl fmt::Display for OpenError {
@@ -82,7 +84,7 @@ impl fmt::Display for OpenError {
                 "table \"{spec}\" has no type: write it as type:name, like hash:{spec}"
             ),
             OpenError::Syntax(e) => write!(f, "{e}"),
-            OpenError::Io(msg) => f.write_str(msg),
+            OpenError::Io(msg) | OpenError::Invalid(msg) => f.write_str(msg),
         }
     }
 }
