@@ -45,6 +45,8 @@ pub enum ErrorKind {
     Recursion(Vec<String>),
     /// A `$` construct that cannot be parsed.
     MacroSyntax(String),
+    /// Any other syntax error; the message says what is wrong.
+    Syntax(String),
     /// A value that does not have the parameter's type.
     BadValue { value: String, expected: String },
 }
@@ -89,6 +91,7 @@ impl fmt::Display for ConfError {
                     path.join(" -> ")
                 )
             }
+            ErrorKind::Syntax(msg) => write!(f, "{msg}"),
             ErrorKind::MacroSyntax(msg) => match &self.param {
                 Some(p) => write!(f, "parameter {p}: {msg}"),
                 None => write!(f, "{msg}"),

@@ -7,6 +7,7 @@
 //! - [`lines`]: logical lines (continuations, comments), shared with every
 //!   table source file.
 //! - [`maincf`]: `name = value` entries with their line numbers.
+//! - [`mastercf`]: master.cf services (listeners) and their `-o` overrides.
 //! - [`expand`]: `$name`, `${name}`, `$(name)`, `${name?x}`, `${name:x}`,
 //!   `${name?{a}:{b}}`, comparisons, `$$`; loops are errors.
 //! - [`params`]: THE parameter table (name, type, default, description).
@@ -22,6 +23,7 @@ pub mod error;
 pub mod expand;
 pub mod lines;
 pub mod maincf;
+pub mod mastercf;
 pub mod params;
 pub mod value;
 

@@ -1,0 +1,257 @@
+//! The mail queue: one file per message under queue_directory, in Postfix's
+//! queues (`maildrop/ incoming/ active/ deferred/ hold/ corrupt/`).
+//!
+//! ## Layout
+//! - [`QueueId`]: Postfix-style upper-case hexadecimal queue IDs.
+//! - [`file`]: the queue file format ([`Envelope`], [`Recipient`]) and its
+//!   reader and writer.
+//! - [`Queue`]: the directories; [`Queue::enqueue`] writes a message and
+//!   makes it durable, the other methods list, move and remove files.
+//!
+//! ## Durability
+//! [`Queue::enqueue`] writes the whole file under `incoming/`, fsyncs it and
+//! the directory, and only then returns the ID: the caller answers `250 Ok:
+//! queued as ID` after that, so no acknowledged message can be lost by a
+//! crash. A delivered recipient is marked in place (one byte, then fdatasync)
+//! before the next attempt could repeat it. A file without its end marker
+//! was never acknowledged and is removed at start-up.
+//!
+//! The time of the next delivery attempt of a deferred message is the queue
+//! file's modification time, as in Postfix.
+
+pub mod file;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use file::{Envelope, QueueFile, Recipient};
+
+/// The queues, in the order `mailq` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueName {
+    Maildrop,
+    Incoming,
+    Active,
+    Deferred,
+    Hold,
+    Corrupt,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 6] = [
+        QueueName::Maildrop,
+        QueueName::Incoming,
+        QueueName::Active,
+        QueueName::Deferred,
+        QueueName::Hold,
+        QueueName::Corrupt,
+    ];
+
+    pub fn dir(self) -> &'static str {
+        match self {
+            QueueName::Maildrop => "maildrop",
+            QueueName::Incoming => "incoming",
+            QueueName::Active => "active",
+            QueueName::Deferred => "deferred",
+            QueueName::Hold => "hold",
+            QueueName::Corrupt => "corrupt",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<QueueName> {
+        QueueName::ALL.into_iter().find(|q| q.dir() == name)
+    }
+}
+
+/// A queue ID: upper-case hexadecimal, as Postfix's short IDs
+/// (`35EC31BB80`). Unique among the files in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId(String);
+
+impl QueueId {
+    /// Accepts what [`QueueId::generate`] makes: 10 to 16 upper-case hex
+    /// digits. Anything else (a path, `..`) is refused.
+    pub fn parse(s: &str) -> Option<QueueId> {
+        let ok = (6..=16).contains(&s.len())
+            && s.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c));
+        ok.then(|| QueueId(s.to_string()))
+    }
+
+    /// A fresh ID from the clock's microseconds and a per-process counter;
+    /// callers retry with another one if the name is taken.
+    fn generate() -> QueueId {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let micros = now.as_micros() as u64;
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mix = (u64::from(count).wrapping_mul(0x9E37_79B9) ^ u64::from(std::process::id()) << 8)
+            & 0xF_FFFF;
+        QueueId(format!("{:05X}{:05X}", (micros ^ (now.as_secs() << 20)) & 0xF_FFFF, mix))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for QueueId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The queue directories.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    root: PathBuf,
+}
+
+impl Queue {
+    /// Opens the queue at `root`, creating the directories it lacks.
+    pub fn open(root: &Path) -> io::Result<Queue> {
+        for q in QueueName::ALL {
+            fs::create_dir_all(root.join(q.dir()))?;
+        }
+        fs::create_dir_all(root.join("defer"))?;
+        Ok(Queue {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, q: QueueName) -> PathBuf {
+        self.root.join(q.dir())
+    }
+
+    pub fn path(&self, q: QueueName, id: &QueueId) -> PathBuf {
+        self.dir(q).join(id.as_str())
+    }
+
+    /// Writes a message with its envelope into `incoming/`, durably, and
+    /// returns its ID. Nothing may acknowledge the message before this
+    /// returns.
+    pub fn enqueue(&self, env: &Envelope, content: &[u8]) -> io::Result<QueueId> {
+        self.enqueue_into(QueueName::Incoming, env, content)
+    }
+
+    /// Like [`Queue::enqueue`], into another queue (`maildrop` for sendmail,
+    /// `hold`).
+    pub fn enqueue_into(&self, q: QueueName, env: &Envelope, content: &[u8]) -> io::Result<QueueId> {
+        let dir = self.dir(q);
+        let bytes = file::encode(env, content);
+        for _ in 0..100 {
+            let id = QueueId::generate();
+            let path = dir.join(id.as_str());
+            let mut f = match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            };
+            let written = f.write_all(&bytes).and_then(|()| f.sync_all());
+            if let Err(e) = written {
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+            sync_dir(&dir)?;
+            return Ok(id);
+        }
+        Err(io::Error::other("cannot find a free queue ID"))
+    }
+
+    /// The IDs in one queue, sorted.
+    pub fn list(&self, q: QueueName) -> io::Result<Vec<QueueId>> {
+        let mut ids: Vec<QueueId> = fs::read_dir(self.dir(q))?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(QueueId::parse))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Which queue holds `id`, if any.
+    pub fn locate(&self, id: &QueueId) -> Option<QueueName> {
+        QueueName::ALL
+            .into_iter()
+            .find(|q| self.path(*q, id).exists())
+    }
+
+    /// Moves a message between queues (a rename; the directory of the
+    /// destination is synced so the move survives a crash).
+    pub fn move_to(&self, id: &QueueId, from: QueueName, to: QueueName) -> io::Result<()> {
+        if from == to {
+            return Ok(());
+        }
+        fs::rename(self.path(from, id), self.path(to, id))?;
+        sync_dir(&self.dir(to))
+    }
+
+    /// Removes a message and its defer log.
+    pub fn remove(&self, q: QueueName, id: &QueueId) -> io::Result<()> {
+        fs::remove_file(self.path(q, id))?;
+        let _ = fs::remove_file(self.defer_log(id));
+        sync_dir(&self.dir(q))
+    }
+
+    /// The file with the reasons for deferred recipients (for mailq).
+    pub fn defer_log(&self, id: &QueueId) -> PathBuf {
+        self.root.join("defer").join(id.as_str())
+    }
+
+    /// Opens a queued message.
+    pub fn read(&self, q: QueueName, id: &QueueId) -> io::Result<QueueFile> {
+        QueueFile::open(&self.path(q, id))
+    }
+
+    /// Sets the time of the next delivery attempt (the file's mtime).
+    pub fn set_next_attempt(&self, q: QueueName, id: &QueueId, at: SystemTime) -> io::Result<()> {
+        let f = File::options().write(true).open(self.path(q, id))?;
+        f.set_modified(at)
+    }
+}
+
+/// fsync of a directory, so that names created or renamed in it survive.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_hex_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = QueueId::generate();
+            assert!(QueueId::parse(id.as_str()).is_some(), "{id}");
+            seen.insert(id);
+        }
+        assert!(seen.len() > 9_990, "ids repeat too often: {}", seen.len());
+        assert!(QueueId::parse("../etc").is_none());
+        assert!(QueueId::parse("35ec31bb80").is_none());
+    }
+
+    #[test]
+    fn enqueue_list_move_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let env = Envelope::new("a@example.com", vec![Recipient::new("b@example.com")]);
+        let id = q.enqueue(&env, b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        assert_eq!(q.list(QueueName::Incoming).unwrap(), vec![id.clone()]);
+        assert_eq!(q.locate(&id), Some(QueueName::Incoming));
+        q.move_to(&id, QueueName::Incoming, QueueName::Active).unwrap();
+        let f = q.read(QueueName::Active, &id).unwrap();
+        assert_eq!(f.envelope.sender, "a@example.com");
+        assert_eq!(f.read_content().unwrap(), b"Subject: x\r\n\r\nbody\r\n");
+        q.remove(QueueName::Active, &id).unwrap();
+        assert_eq!(q.locate(&id), None);
+    }
+}
