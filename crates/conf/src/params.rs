@@ -111,6 +111,8 @@ params! {
         "The directory with the mbox files of local users (used when home_mailbox is empty).";
     MAIL_VERSION = "mail_version", Kind::Str, Comp(C::Version),
         "The version of ironpost.";
+    MAILLOG_FILE = "maillog_file", Kind::Path, T("/var/log/ironpost/maillog"),
+        "The mail log file, in Postfix's line format; empty means standard error.";
     MAXIMAL_QUEUE_LIFETIME = "maximal_queue_lifetime", Kind::Time { unit: 'd' }, T("5d"),
         "How long a message may stay in the queue before it is returned to the sender as undeliverable.";
     MESSAGE_SIZE_LIMIT = "message_size_limit", Kind::Size, T("10240000"),
@@ -141,6 +143,8 @@ params! {
         "The most recipients the SMTP server accepts for one message.";
     SMTPD_TIMEOUT = "smtpd_timeout", Kind::Time { unit: 's' }, T("300s"),
         "How long the SMTP server waits for a client to send a command or data.";
+    SYSLOG_NAME = "syslog_name", Kind::Str, T("ironpost"),
+        "The name before the program in mail log lines (ironpost/smtpd); master.cf may set it per service.";
     UNKNOWN_LOCAL_RECIPIENT_REJECT_CODE = "unknown_local_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
         "The SMTP reply code for a recipient in a local domain that does not exist.";
 }

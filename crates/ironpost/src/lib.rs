@@ -8,11 +8,13 @@
 //!   (`postconf`, `postmap`, `postalias`, `newaliases`).
 //! - [`maps`]: lookup tables named `type:name` (hash, texthash, inline,
 //!   static, cidr, regexp, pcre, unix) and the Postfix search orders.
+//! - [`maillog`]: the mail log, in Postfix's line shapes.
 //! - [`queue`]: the mail queue: queue files, IDs, durable enqueueing.
 //! - [`host`]: facts about the machine (host name, interface addresses) that
 //!   configuration defaults are computed from.
 
 pub mod cli;
 pub mod host;
+pub mod maillog;
 pub mod maps;
 pub mod queue;

@@ -1,0 +1,139 @@
+//! The mail log: Postfix's line shapes, so that pflogsumm and the usual grok
+//! patterns read it.
+//!
+//! ```text
+//! Nov 22 06:07:14 mail ironpost/smtpd[4242]: 3F1A2B4C5D: client=localhost[127.0.0.1]
+//! ```
+//!
+//! The time is local time in syslog's form, the host is the machine's short
+//! name, the program is `syslog_name/PROGRAM` (master.cf's `-o syslog_name=`
+//! changes it per service, as in Postfix). Lines go to maillog_file, or to
+//! standard error when maillog_file is empty. [`MailLog::reopen`] reopens
+//! the file after log rotation.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+enum Sink {
+    File(PathBuf, File),
+    Stderr,
+    /// Collected lines, for tests.
+    Memory(Vec<String>),
+}
+
+/// The mail log.
+pub struct MailLog {
+    sink: Mutex<Sink>,
+    host: String,
+    pid: u32,
+}
+
+impl std::fmt::Debug for MailLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailLog").field("host", &self.host).finish()
+    }
+}
+
+fn open_append(path: &PathBuf) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl MailLog {
+    /// Opens `maillog_file` (created with its directory if missing); an
+    /// empty name means standard error. `host` is the machine's name; only
+    /// its first label is written, as syslog does.
+    pub fn open(maillog_file: &str, host: &str) -> io::Result<MailLog> {
+        let sink = if maillog_file.trim().is_empty() {
+            Sink::Stderr
+        } else {
+            let path = PathBuf::from(maillog_file.trim());
+            let file = open_append(&path)?;
+            Sink::File(path, file)
+        };
+        Ok(MailLog {
+            sink: Mutex::new(sink),
+            host: host.split('.').next().unwrap_or(host).to_string(),
+            pid: std::process::id(),
+        })
+    }
+
+    /// A log that keeps its lines in memory (for tests).
+    pub fn memory(host: &str) -> MailLog {
+        MailLog {
+            sink: Mutex::new(Sink::Memory(Vec::new())),
+            host: host.to_string(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// The lines a memory log holds.
+    pub fn lines(&self) -> Vec<String> {
+        match &*self.sink.lock().unwrap_or_else(|p| p.into_inner()) {
+            Sink::Memory(lines) => lines.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Writes one line: `TIME HOST NAME[PID]: TEXT`, where NAME is
+    /// `syslog_name/program` (`ironpost/smtpd`).
+    pub fn log(&self, name: &str, text: &str) {
+        let now = chrono::Local::now();
+        let line = format!(
+            "{} {} {}[{}]: {}\n",
+            now.format("%b %e %H:%M:%S"),
+            self.host,
+            name,
+            self.pid,
+            text.replace('\n', " ")
+        );
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *sink {
+            // One write per line, in append mode: lines from concurrent
+            // sessions never interleave. A failing log must not stop mail.
+            Sink::File(_, f) => {
+                let _ = f.write_all(line.as_bytes());
+            }
+            Sink::Stderr => {
+                let _ = io::stderr().write_all(line.as_bytes());
+            }
+            Sink::Memory(lines) => lines.push(line.trim_end().to_string()),
+        }
+    }
+
+    /// Reopens the file (after rotation). Errors leave the old file in use.
+    pub fn reopen(&self) -> io::Result<()> {
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        if let Sink::File(path, file) = &mut *sink {
+            *file = open_append(path)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log/maillog");
+        let log = MailLog::open(path.to_str().unwrap(), "mail.example.test").unwrap();
+        log.log("ironpost/smtpd", "3F1A2B4C5D: client=localhost[127.0.0.1]");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let re = regex::Regex::new(
+            r"^[A-Z][a-z]{2} [ 1-3][0-9] \d\d:\d\d:\d\d mail ironpost/smtpd\[\d+\]: 3F1A2B4C5D: client=localhost\[127\.0\.0\.1\]\n$",
+        )
+        .unwrap();
+        assert!(re.is_match(&text), "{text:?}");
+        std::fs::rename(&path, dir.path().join("log/maillog.1")).unwrap();
+        log.reopen().unwrap();
+        log.log("ironpost/qmgr", "3F1A2B4C5D: removed");
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("3F1A2B4C5D: removed\n"));
+    }
+}
