@@ -6,6 +6,7 @@
 //! ## Layout
 //! - [`cli`]: the commands, under their own names and Postfix's
 //!   (`postconf`, `postmap`, `postalias`, `newaliases`).
+//! - [`cleanup`]: Received header, missing headers, header size limit.
 //! - [`maps`]: lookup tables named `type:name` (hash, texthash, inline,
 //!   static, cidr, regexp, pcre, unix) and the Postfix search orders.
 //! - [`maillog`]: the mail log, in Postfix's line shapes.
@@ -13,6 +14,7 @@
 //! - [`host`]: facts about the machine (host name, interface addresses) that
 //!   configuration defaults are computed from.
 
+pub mod cleanup;
 pub mod cli;
 pub mod host;
 pub mod maillog;
