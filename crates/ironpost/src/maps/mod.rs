@@ -9,6 +9,7 @@
 //! - [`source`]: the `key whitespace value` source format of postmap(1).
 //! - [`hash`]: `hash:` tables: our indexed file, built by postmap next to the
 //!   source as `NAME.db`, read with positioned reads, never loaded whole.
+//! - [`lists`]: domain and network match lists (mydestination, mynetworks).
 //! - [`memory`]: `texthash:` and `inline:{...}`, held in memory.
 //! - [`cidr`]: `cidr:` tables, network patterns.
 //! - [`regexp`]: `regexp:` (POSIX extended) and `pcre:` tables.
@@ -22,6 +23,7 @@
 pub mod aliases;
 pub mod cidr;
 pub mod hash;
+pub mod lists;
 pub mod memory;
 pub mod regexp;
 pub mod source;
