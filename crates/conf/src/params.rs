@@ -91,6 +91,10 @@ params! {
         "The alias tables that newaliases and sendmail -bi rebuild.";
     ALIAS_MAPS = "alias_maps", Kind::Maps, T("hash:/etc/ironpost/aliases"),
         "The alias tables that local delivery consults for local recipients.";
+    ALLOW_PERCENT_HACK = "allow_percent_hack", Kind::Bool, T("yes"),
+        "Rewrite user%domain in a local address to user@domain (the address is then treated as routed).";
+    APPEND_AT_MYORIGIN = "append_at_myorigin", Kind::Bool, T("yes"),
+        "Append @$myorigin to addresses without a domain.";
     CONFIG_DIRECTORY = "config_directory", Kind::Path, Comp(C::ConfigDirectory),
         "The directory with main.cf, master.cf and the lookup tables.";
     DATA_DIRECTORY = "data_directory", Kind::Path, T("/var/lib/ironpost"),
@@ -129,6 +133,9 @@ params! {
         "How mynetworks is computed when it is not set: host (this machine only), subnet or class.";
     MYORIGIN = "myorigin", Kind::Str, T("$myhostname"),
         "The domain that locally posted mail and unqualified addresses appear to come from.";
+    PARENT_DOMAIN_MATCHES_SUBDOMAINS = "parent_domain_matches_subdomains", Kind::List,
+        T("debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps"),
+        "Features where the pattern example.com also matches subdomains (elsewhere .example.com is needed).";
     QUEUE_DIRECTORY = "queue_directory", Kind::Path, T("/var/spool/ironpost"),
         "The directory of the mail queue.";
     RECIPIENT_DELIMITER = "recipient_delimiter", Kind::Str, T(""),
@@ -143,10 +150,20 @@ params! {
         "The most recipients the SMTP server accepts for one message.";
     SMTPD_TIMEOUT = "smtpd_timeout", Kind::Time { unit: 's' }, T("300s"),
         "How long the SMTP server waits for a client to send a command or data.";
+    SWAP_BANGPATH = "swap_bangpath", Kind::Bool, T("yes"),
+        "Rewrite site!user in a local address to user@site (the address is then treated as routed).";
     SYSLOG_NAME = "syslog_name", Kind::Str, T("ironpost"),
         "The name before the program in mail log lines (ironpost/smtpd); master.cf may set it per service.";
     UNKNOWN_LOCAL_RECIPIENT_REJECT_CODE = "unknown_local_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
         "The SMTP reply code for a recipient in a local domain that does not exist.";
+    VIRTUAL_ALIAS_DOMAINS = "virtual_alias_domains", Kind::List, T("$virtual_alias_maps"),
+        "Domains whose every address is an alias in virtual_alias_maps (no mailboxes of their own).";
+    VIRTUAL_ALIAS_MAPS = "virtual_alias_maps", Kind::Maps, T(""),
+        "Tables that rewrite recipient addresses to other addresses, for any domain, before delivery.";
+    VIRTUAL_MAILBOX_DOMAINS = "virtual_mailbox_domains", Kind::List, T("$virtual_mailbox_maps"),
+        "Domains delivered by virtual delivery to mailboxes under virtual_mailbox_base.";
+    VIRTUAL_MAILBOX_MAPS = "virtual_mailbox_maps", Kind::Maps, T(""),
+        "Tables from an address in a virtual mailbox domain to its mailbox, relative to virtual_mailbox_base (a trailing / means Maildir).";
 }
 
 /// The parameter reference in Markdown, generated from the table

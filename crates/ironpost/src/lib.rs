@@ -11,6 +11,7 @@
 //!   static, cidr, regexp, pcre, unix) and the Postfix search orders.
 //! - [`maillog`]: the mail log, in Postfix's line shapes.
 //! - [`queue`]: the mail queue: queue files, IDs, durable enqueueing.
+//! - [`resolve`]: address rewriting and classes (what trivial-rewrite does).
 //! - [`host`]: facts about the machine (host name, interface addresses) that
 //!   configuration defaults are computed from.
 
@@ -20,3 +21,4 @@ pub mod host;
 pub mod maillog;
 pub mod maps;
 pub mod queue;
+pub mod resolve;
