@@ -81,13 +81,18 @@ pub fn port_by_name(name: &str) -> Option<u16> {
 fn parse_endpoint(name: &str) -> Result<InetEndpoint, String> {
     let (host, port) = match name.rsplit_once(':') {
         Some((h, p)) => {
-            let h = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(h);
+            let h = h
+                .strip_prefix('[')
+                .and_then(|x| x.strip_suffix(']'))
+                .unwrap_or(h);
             (Some(h.to_string()), p)
         }
         None => (None, name),
     };
     let port = port_by_name(port).ok_or_else(|| {
-        format!("unknown service port \"{port}\": use a number or a name such as smtp, submission, imap")
+        format!(
+            "unknown service port \"{port}\": use a number or a name such as smtp, submission, imap"
+        )
     })?;
     Ok(InetEndpoint {
         host: host.filter(|h| !h.is_empty()),
@@ -167,7 +172,9 @@ impl MasterCf {
                 let setting = if a == "-o" {
                     rest.next().cloned()
                 } else {
-                    a.strip_prefix("-o").filter(|s| !s.is_empty()).map(str::to_string)
+                    a.strip_prefix("-o")
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
                 };
                 match setting {
                     Some(s) => {
@@ -269,17 +276,29 @@ qmgr      unix  n       -       n       300     1       qmgr
                 ),
             ]
         );
-        assert_eq!(sub.endpoint().unwrap(), InetEndpoint { host: None, port: 587 });
+        assert_eq!(
+            sub.endpoint().unwrap(),
+            InetEndpoint {
+                host: None,
+                port: 587
+            }
+        );
         let local = &m.services[2];
         assert_eq!(
             local.endpoint().unwrap(),
-            InetEndpoint { host: Some("127.0.0.1".into()), port: 2525 }
+            InetEndpoint {
+                host: Some("127.0.0.1".into()),
+                port: 2525
+            }
         );
         assert_eq!(local.max_processes, Some(10));
         assert_eq!(local.args, vec!["-v"]);
         assert_eq!(
             m.services[3].endpoint().unwrap(),
-            InetEndpoint { host: Some("::1".into()), port: 465 }
+            InetEndpoint {
+                host: Some("::1".into()),
+                port: 465
+            }
         );
         assert_eq!(m.services[4].command, "pickup");
     }
@@ -300,10 +319,16 @@ qmgr      unix  n       -       n       300     1       qmgr
         for (text, want) in [
             ("smtp inet n - n - smtpd\n", "line 1: field count"),
             ("smtp tcp n - n - - smtpd\n", "unknown service type \"tcp\""),
-            ("\n\nnosuchport inet n - n - - smtpd\n", "line 3: unknown service port \"nosuchport\""),
+            (
+                "\n\nnosuchport inet n - n - - smtpd\n",
+                "line 3: unknown service port \"nosuchport\"",
+            ),
             ("smtp inet n - n - x smtpd\n", "bad maxproc field"),
             ("smtp inet n - n - - smtpd -o\n", "-o needs name=value"),
-            ("smtp inet n - n - - smtpd -o foo\n", "missing '=' after attribute name"),
+            (
+                "smtp inet n - n - - smtpd -o foo\n",
+                "missing '=' after attribute name",
+            ),
             ("smtp inet n - n - - smtpd -o { a = b\n", "missing '}'"),
         ] {
             let e = MasterCf::parse(Path::new("/etc/ironpost/master.cf"), text)

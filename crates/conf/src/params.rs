@@ -87,6 +87,10 @@ use Computed as C;
 use DefaultValue::{Computed as Comp, Text as T};
 
 params! {
+    ACCESS_MAP_DEFER_CODE = "access_map_defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
+        "The SMTP reply code for DEFER in an access table.";
+    ACCESS_MAP_REJECT_CODE = "access_map_reject_code", Kind::Int { min: 400, max: 599 }, T("554"),
+        "The SMTP reply code for REJECT in an access table.";
     ALIAS_DATABASE = "alias_database", Kind::Maps, T("hash:/etc/ironpost/aliases"),
         "The alias tables that newaliases and sendmail -bi rebuild.";
     ALIAS_MAPS = "alias_maps", Kind::Maps, T("hash:/etc/ironpost/aliases"),
@@ -101,6 +105,8 @@ params! {
         "The directory where ironpost keeps its databases and mailbox indexes.";
     DEFAULT_DATABASE_TYPE = "default_database_type", Kind::Enum(&["hash", "texthash"]), T("hash"),
         "The table type that postmap, postalias and newaliases use for a name without a type.";
+    DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
+        "The SMTP reply code for the defer restriction.";
     DISABLE_VRFY_COMMAND = "disable_vrfy_command", Kind::Bool, T("no"),
         "Disable the SMTP VRFY command, which tells a client whether an address exists.";
     HOME_MAILBOX = "home_mailbox", Kind::Str, T(""),
@@ -109,6 +115,8 @@ params! {
         "The addresses the server listens on: all, localhost, loopback-only, or a list of addresses.";
     INET_PROTOCOLS = "inet_protocols", Kind::Words(&["all", "ipv4", "ipv6"]), T("all"),
         "The IP protocols used for listening and for connecting out: ipv4, ipv6 or all.";
+    LOCAL_RECIPIENT_MAPS = "local_recipient_maps", Kind::Maps, T("proxy:unix:passwd.byname $alias_maps"),
+        "Tables of the local recipients that exist; mail to other names in local domains is refused at RCPT. Empty accepts every name.";
     MAIL_NAME = "mail_name", Kind::Str, T("ironpost"),
         "The mail system's name, used in the SMTP greeting and in Received headers.";
     MAIL_SPOOL_DIRECTORY = "mail_spool_directory", Kind::Path, T("/var/mail"),
@@ -133,6 +141,8 @@ params! {
         "How mynetworks is computed when it is not set: host (this machine only), subnet or class.";
     MYORIGIN = "myorigin", Kind::Str, T("$myhostname"),
         "The domain that locally posted mail and unqualified addresses appear to come from.";
+    NON_FQDN_REJECT_CODE = "non_fqdn_reject_code", Kind::Int { min: 400, max: 599 }, T("504"),
+        "The SMTP reply code for reject_non_fqdn_sender, reject_non_fqdn_recipient and reject_non_fqdn_helo_hostname.";
     PARENT_DOMAIN_MATCHES_SUBDOMAINS = "parent_domain_matches_subdomains", Kind::List,
         T("debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps"),
         "Features where the pattern example.com also matches subdomains (elsewhere .example.com is needed).";
@@ -140,14 +150,36 @@ params! {
         "The directory of the mail queue.";
     RECIPIENT_DELIMITER = "recipient_delimiter", Kind::Str, T(""),
         "The characters that separate a user name from an address extension, as in user+foo.";
+    REJECT_CODE = "reject_code", Kind::Int { min: 400, max: 599 }, T("554"),
+        "The SMTP reply code for the reject restriction.";
     RELAY_DOMAINS = "relay_domains", Kind::List, T(""),
         "Remote domains this server accepts mail for and relays.";
+    RELAY_DOMAINS_REJECT_CODE = "relay_domains_reject_code", Kind::Int { min: 400, max: 599 }, T("554"),
+        "The SMTP reply code when reject_unauth_destination refuses mail for another domain.";
+    RELAY_RECIPIENT_MAPS = "relay_recipient_maps", Kind::Maps, T(""),
+        "Tables of the recipients that exist in relay_domains; empty accepts every address there.";
     RELAYHOST = "relayhost", Kind::Str, T(""),
         "The next-hop host for mail to remote domains; empty means direct delivery by MX lookup.";
     SMTPD_BANNER = "smtpd_banner", Kind::Str, T("$myhostname ESMTP $mail_name"),
         "The text that follows 220 in the SMTP greeting.";
+    SMTPD_CLIENT_RESTRICTIONS = "smtpd_client_restrictions", Kind::List, T(""),
+        "Restrictions on the client's address and name, checked at RCPT time.";
+    SMTPD_DATA_RESTRICTIONS = "smtpd_data_restrictions", Kind::List, T(""),
+        "Restrictions checked when the client sends DATA.";
+    SMTPD_HELO_RESTRICTIONS = "smtpd_helo_restrictions", Kind::List, T(""),
+        "Restrictions on the HELO/EHLO name, checked at RCPT time.";
     SMTPD_RECIPIENT_LIMIT = "smtpd_recipient_limit", Kind::Int { min: 1, max: i64::MAX }, T("1000"),
         "The most recipients the SMTP server accepts for one message.";
+    SMTPD_RECIPIENT_RESTRICTIONS = "smtpd_recipient_restrictions", Kind::List, T(""),
+        "Restrictions on the recipient, checked at RCPT time after smtpd_relay_restrictions.";
+    SMTPD_REJECT_UNLISTED_RECIPIENT = "smtpd_reject_unlisted_recipient", Kind::Bool, T("yes"),
+        "Refuse recipients that do not exist where this server is the final destination, even without reject_unlisted_recipient.";
+    SMTPD_REJECT_UNLISTED_SENDER = "smtpd_reject_unlisted_sender", Kind::Bool, T("no"),
+        "Refuse senders in our own domains that do not exist, even without reject_unlisted_sender.";
+    SMTPD_RELAY_RESTRICTIONS = "smtpd_relay_restrictions", Kind::List, T("permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"),
+        "Restrictions that decide who may send mail to other domains through this server, checked at RCPT time.";
+    SMTPD_SENDER_RESTRICTIONS = "smtpd_sender_restrictions", Kind::List, T(""),
+        "Restrictions on the envelope sender, checked at RCPT time.";
     SMTPD_TIMEOUT = "smtpd_timeout", Kind::Time { unit: 's' }, T("300s"),
         "How long the SMTP server waits for a client to send a command or data.";
     SWAP_BANGPATH = "swap_bangpath", Kind::Bool, T("yes"),
@@ -156,6 +188,12 @@ params! {
         "The name before the program in mail log lines (ironpost/smtpd); master.cf may set it per service.";
     UNKNOWN_LOCAL_RECIPIENT_REJECT_CODE = "unknown_local_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
         "The SMTP reply code for a recipient in a local domain that does not exist.";
+    UNKNOWN_RELAY_RECIPIENT_REJECT_CODE = "unknown_relay_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
+        "The SMTP reply code for a recipient in relay_domains that is not in relay_recipient_maps.";
+    UNKNOWN_VIRTUAL_ALIAS_REJECT_CODE = "unknown_virtual_alias_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
+        "The SMTP reply code for an address in a virtual alias domain that has no alias.";
+    UNKNOWN_VIRTUAL_MAILBOX_REJECT_CODE = "unknown_virtual_mailbox_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
+        "The SMTP reply code for an address in a virtual mailbox domain that has no mailbox.";
     VIRTUAL_ALIAS_DOMAINS = "virtual_alias_domains", Kind::List, T("$virtual_alias_maps"),
         "Domains whose every address is an alias in virtual_alias_maps (no mailboxes of their own).";
     VIRTUAL_ALIAS_MAPS = "virtual_alias_maps", Kind::Maps, T(""),

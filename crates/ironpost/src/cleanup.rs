@@ -293,7 +293,10 @@ mod tests {
         // timestamps put back to one second), with mail_name = Postfix so
         // the comparison is exact.
         let rcpts = vec!["jerry".to_string()];
-        let got = process(b"Subject: How are you these days?\r\n\r\nAre you well?\r\n", &origin(&rcpts));
+        let got = process(
+            b"Subject: How are you these days?\r\n\r\nAre you well?\r\n",
+            &origin(&rcpts),
+        );
         let want = "Received: from localhost (localhost [127.0.0.1])\r\n\
                     \tby mail.example.test (Postfix) with ESMTP id 2B44F98C06F\r\n\
                     \tfor <jerry>; Sun, 22 Nov 2026 19:22:52 +0000 (UTC)\r\n\
@@ -309,7 +312,10 @@ mod tests {
     #[test]
     fn split_forms() {
         let s = split(b"A: 1\r\nB: 2\r\n  more\r\n\r\nbody\r\n");
-        assert_eq!(s.headers, vec![&b"A: 1\r\n"[..], &b"B: 2\r\n  more\r\n"[..]]);
+        assert_eq!(
+            s.headers,
+            vec![&b"A: 1\r\n"[..], &b"B: 2\r\n  more\r\n"[..]]
+        );
         assert_eq!(s.body, b"body\r\n");
         assert!(s.separator);
         let s = split(b"no header here\r\nA: 1\r\n");
@@ -327,13 +333,17 @@ mod tests {
     #[test]
     fn existing_headers_are_kept_and_several_recipients_have_no_for() {
         let rcpts = vec!["a@x".to_string(), "b@x".to_string()];
-        let msg = b"From: a@b\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\n\r\nhi\r\n";
+        let msg =
+            b"From: a@b\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\n\r\nhi\r\n";
         let got = String::from_utf8(process(msg, &origin(&rcpts))).unwrap();
         assert!(!got.contains("for <"), "{got}");
         assert_eq!(got.matches("Date:").count(), 1);
         assert_eq!(got.matches("From:").count(), 1);
         assert!(got.ends_with("Message-ID: <x@y>\r\n\r\nhi\r\n"), "{got}");
-        assert_eq!(message_id(&process(msg, &origin(&rcpts))).as_deref(), Some("<x@y>"));
+        assert_eq!(
+            message_id(&process(msg, &origin(&rcpts))).as_deref(),
+            Some("<x@y>")
+        );
     }
 
     #[test]
@@ -342,9 +352,15 @@ mod tests {
         let mut o = origin(&rcpts);
         o.header_size_limit = 30;
         o.add_missing_headers = false;
-        let got = process(b"Subject: aaaaaaaaaa\r\nX-Long: bbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\nbody\r\n", &o);
+        let got = process(
+            b"Subject: aaaaaaaaaa\r\nX-Long: bbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\nbody\r\n",
+            &o,
+        );
         let text = String::from_utf8(got).unwrap();
-        assert!(text.contains("Subject: aaaaaaaaaa\r\n\r\nbody\r\n"), "{text}");
+        assert!(
+            text.contains("Subject: aaaaaaaaaa\r\n\r\nbody\r\n"),
+            "{text}"
+        );
         assert!(!text.contains("X-Long"));
     }
 

@@ -12,6 +12,7 @@
 //! - [`maillog`]: the mail log, in Postfix's line shapes.
 //! - [`queue`]: the mail queue: queue files, IDs, durable enqueueing.
 //! - [`resolve`]: address rewriting and classes (what trivial-rewrite does).
+//! - [`smtpd`]: the SMTP server: sessions, restrictions.
 //! - [`host`]: facts about the machine (host name, interface addresses) that
 //!   configuration defaults are computed from.
 
@@ -22,3 +23,4 @@ pub mod maillog;
 pub mod maps;
 pub mod queue;
 pub mod resolve;
+pub mod smtpd;

@@ -134,6 +134,10 @@ mod tests {
         std::fs::rename(&path, dir.path().join("log/maillog.1")).unwrap();
         log.reopen().unwrap();
         log.log("ironpost/qmgr", "3F1A2B4C5D: removed");
-        assert!(std::fs::read_to_string(&path).unwrap().ends_with("3F1A2B4C5D: removed\n"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .ends_with("3F1A2B4C5D: removed\n")
+        );
     }
 }

@@ -23,7 +23,7 @@
 
 use std::net::IpAddr;
 
-use ironpost_conf::{Config, ConfError, params};
+use ironpost_conf::{ConfError, Config, params};
 
 use crate::maps::lists::DomainList;
 use crate::maps::{LookupError, MapContext};
@@ -126,19 +126,24 @@ pub fn unquote_local(local: &str) -> String {
 impl Resolver {
     /// Builds the resolver from the configuration. Tables that cannot be
     /// opened are errors (the server does not start with them).
-    pub fn from_config(cfg: &Config, ctx: &MapContext, host_addresses: &[IpAddr]) -> Result<Resolver, ConfError> {
+    pub fn from_config(
+        cfg: &Config,
+        ctx: &MapContext,
+        host_addresses: &[IpAddr],
+    ) -> Result<Resolver, ConfError> {
         let parent_features = cfg.get_list(params::PARENT_DOMAIN_MATCHES_SUBDOMAINS)?;
         let parent = |feature: &str| parent_features.iter().any(|f| f == feature);
-        let list = |p: &'static ironpost_conf::Param, feature: &str| -> Result<DomainList, ConfError> {
-            let value = cfg.get_str(p)?;
-            DomainList::new(&value, parent(feature), ctx).map_err(|msg| {
-                ConfError::new(ironpost_conf::ErrorKind::BadValue {
-                    value,
-                    expected: msg,
+        let list =
+            |p: &'static ironpost_conf::Param, feature: &str| -> Result<DomainList, ConfError> {
+                let value = cfg.get_str(p)?;
+                DomainList::new(&value, parent(feature), ctx).map_err(|msg| {
+                    ConfError::new(ironpost_conf::ErrorKind::BadValue {
+                        value,
+                        expected: msg,
+                    })
+                    .for_param(p.name)
                 })
-                .for_param(p.name)
-            })
-        };
+            };
         let interfaces = cfg.get_list(params::INET_INTERFACES)?;
         let own = if interfaces.iter().any(|i| i == "all") {
             OwnAddresses::All(host_addresses.to_vec())
@@ -167,7 +172,10 @@ impl Resolver {
             mydestination: list(params::MYDESTINATION, "mydestination")?,
             own,
             virtual_alias_domains: list(params::VIRTUAL_ALIAS_DOMAINS, "virtual_alias_domains")?,
-            virtual_mailbox_domains: list(params::VIRTUAL_MAILBOX_DOMAINS, "virtual_mailbox_domains")?,
+            virtual_mailbox_domains: list(
+                params::VIRTUAL_MAILBOX_DOMAINS,
+                "virtual_mailbox_domains",
+            )?,
             relay_domains: list(params::RELAY_DOMAINS, "relay_domains")?,
         })
     }
@@ -199,7 +207,8 @@ impl Resolver {
             };
             return Ok(match &self.own {
                 OwnAddresses::All(list) | OwnAddresses::Listed(list) => {
-                    list.contains(&ip) || (ip.is_loopback() && matches!(self.own, OwnAddresses::All(_)))
+                    list.contains(&ip)
+                        || (ip.is_loopback() && matches!(self.own, OwnAddresses::All(_)))
                 }
             });
         }
@@ -255,9 +264,8 @@ impl Resolver {
                     continue;
                 }
             }
-            let needs_quotes = local.contains(|c: char| {
-                c.is_whitespace() || "\"(),:;<>@[\\]".contains(c)
-            });
+            let needs_quotes =
+                local.contains(|c: char| c.is_whitespace() || "\"(),:;<>@[\\]".contains(c));
             let local_written = if needs_quotes {
                 format!("\"{}\"", local.replace('\\', "\\\\").replace('"', "\\\""))
             } else {
@@ -292,13 +300,20 @@ mod tests {
                 interfaces: vec![],
             },
         );
-        Resolver::from_config(&cfg, &MapContext::default(), &["192.0.2.2".parse().unwrap()]).unwrap()
+        Resolver::from_config(
+            &cfg,
+            &MapContext::default(),
+            &["192.0.2.2".parse().unwrap()],
+        )
+        .unwrap()
     }
 
     const CF: &str = "myhostname = mail.example.test\nmydomain = example.test\nmyorigin = $mydomain\nmydestination = $myhostname, localhost.$mydomain, localhost, $mydomain\nvirtual_mailbox_domains = virt.test\nvirtual_alias_domains = alias.test\nrelay_domains = relay.test\ninet_interfaces = all\n";
 
     fn res(r: &Resolver, a: &str) -> Option<(String, AddressClass, bool)> {
-        r.resolve(a).unwrap().map(|x| (x.address, x.class, x.routed))
+        r.resolve(a)
+            .unwrap()
+            .map(|x| (x.address, x.class, x.routed))
     }
 
     #[test]
@@ -317,7 +332,11 @@ mod tests {
             ("root@[192.0.2.2]", "root@[192.0.2.2]", Local),
             ("root@[127.0.0.1]", "root@[127.0.0.1]", Local),
             ("root@[198.51.100.1]", "root@[198.51.100.1]", Default),
-            ("\"john smith\"@example.test", "\"john smith\"@example.test", Local),
+            (
+                "\"john smith\"@example.test",
+                "\"john smith\"@example.test",
+                Local,
+            ),
         ] {
             let got = res(&r, addr).unwrap();
             assert_eq!((got.0.as_str(), got.1), (want, class), "{addr}");
@@ -340,7 +359,10 @@ mod tests {
             assert!(x.routed, "{addr}");
             assert!(!x.is_authorized_destination(), "{addr} -> {x:?}");
         }
-        let x = r.resolve("victim%elsewhere.test@example.test").unwrap().unwrap();
+        let x = r
+            .resolve("victim%elsewhere.test@example.test")
+            .unwrap()
+            .unwrap();
         assert_eq!(x.address, "victim@elsewhere.test");
         // A percent sign in a remote address is not ours to interpret.
         let x = r.resolve("a%b@elsewhere.test").unwrap().unwrap();
@@ -349,9 +371,14 @@ mod tests {
 
     #[test]
     fn hacks_can_be_turned_off() {
-        let r = resolver(&format!("{CF}allow_percent_hack = no\nswap_bangpath = no\n"));
+        let r = resolver(&format!(
+            "{CF}allow_percent_hack = no\nswap_bangpath = no\n"
+        ));
         let x = r.resolve("a%b@example.test").unwrap().unwrap();
-        assert_eq!((x.local.as_str(), x.class, x.routed), ("a%b", AddressClass::Local, false));
+        assert_eq!(
+            (x.local.as_str(), x.class, x.routed),
+            ("a%b", AddressClass::Local, false)
+        );
         let x = r.resolve("b!a@example.test").unwrap().unwrap();
         assert!(!x.routed);
     }

@@ -52,7 +52,12 @@ impl DomainList {
         Ok(list)
     }
 
-    fn add_items(&mut self, items: &[String], ctx: &MapContext, depth: usize) -> Result<(), String> {
+    fn add_items(
+        &mut self,
+        items: &[String],
+        ctx: &MapContext,
+        depth: usize,
+    ) -> Result<(), String> {
         for item in items {
             let (negated, pattern) = match item.strip_prefix('!') {
                 Some(p) => (true, p),
@@ -103,7 +108,9 @@ impl DomainList {
                     if !hit && self.parent_matches {
                         let mut rest = d.as_str();
                         while let Some((_, parent)) = rest.split_once('.') {
-                            if map.lookup(parent)?.is_some() || map.lookup(&format!(".{parent}"))?.is_some() {
+                            if map.lookup(parent)?.is_some()
+                                || map.lookup(&format!(".{parent}"))?.is_some()
+                            {
                                 hit = true;
                                 break;
                             }
@@ -140,7 +147,12 @@ impl NetworkList {
         Ok(list)
     }
 
-    fn add_items(&mut self, items: &[String], ctx: &MapContext, depth: usize) -> Result<(), String> {
+    fn add_items(
+        &mut self,
+        items: &[String],
+        ctx: &MapContext,
+        depth: usize,
+    ) -> Result<(), String> {
         for item in items {
             let (negated, pattern) = match item.strip_prefix('!') {
                 Some(p) => (true, p),
@@ -226,7 +238,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("domains");
         std::fs::write(&f, "# relayed\none.test two.test\nthree.test\n").unwrap();
-        let l = DomainList::new(&format!("{}", f.display()), false, &MapContext::default()).unwrap();
+        let l =
+            DomainList::new(&format!("{}", f.display()), false, &MapContext::default()).unwrap();
         assert!(l.matches("three.test").unwrap());
         assert!(!l.matches("four.test").unwrap());
         assert!(DomainList::new("/nonexistent/file", false, &MapContext::default()).is_err());
@@ -235,7 +248,11 @@ mod tests {
     #[test]
     fn networks() {
         let ctx = MapContext::default();
-        let l = NetworkList::new("!192.168.58.13, 192.168.58.0/24, 127.0.0.0/8 [::1]/128", &ctx).unwrap();
+        let l = NetworkList::new(
+            "!192.168.58.13, 192.168.58.0/24, 127.0.0.0/8 [::1]/128",
+            &ctx,
+        )
+        .unwrap();
         for (ip, want) in [
             ("192.168.58.7", true),
             ("192.168.58.13", false),

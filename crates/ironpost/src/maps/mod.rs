@@ -155,6 +155,13 @@ impl Map {
             return Err(OpenError::NoType(spec.to_string()));
         };
         let table = match ty {
+            // Postfix's proxymap is for chrooted daemons; we read directly.
+            "proxy" => {
+                return Map::open(name, ctx).map(|m| Map {
+                    spec: spec.to_string(),
+                    ..m
+                });
+            }
             "hash" => Table::Hash(hash::HashTable::new(spec, name)),
             "texthash" => Table::Memory(memory::MemoryTable::texthash(name)?),
             "inline" => Table::Memory(memory::MemoryTable::inline(spec, name)?),

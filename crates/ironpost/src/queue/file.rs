@@ -156,7 +156,11 @@ pub fn encode(env: &Envelope, content: &[u8]) -> Vec<u8> {
     head.push_str(MAGIC);
     head.push('\n');
     let t = env.arrival.duration_since(UNIX_EPOCH).unwrap_or_default();
-    head.push_str(&format!("arrival {}.{:06}\n", t.as_secs(), t.subsec_micros()));
+    head.push_str(&format!(
+        "arrival {}.{:06}\n",
+        t.as_secs(),
+        t.subsec_micros()
+    ));
     head.push_str(&format!("sender {}\n", enc_value(&env.sender)));
     for (k, v) in &env.attrs {
         head.push_str(&format!("attr {} {}\n", enc_value(k), enc_value(v)));
@@ -288,7 +292,10 @@ impl QueueFile {
                     });
                 }
                 "content" => {
-                    content_len = Some(rest.parse::<u64>().map_err(|_| bad("bad content length".into()))?);
+                    content_len = Some(
+                        rest.parse::<u64>()
+                            .map_err(|_| bad("bad content length".into()))?,
+                    );
                 }
                 _ => return Err(bad(format!("unknown record \"{kind}\""))),
             }
@@ -381,8 +388,17 @@ mod tests {
         let mut f = QueueFile::open(&path).unwrap();
         assert_eq!(f.envelope.sender, "");
         assert_eq!(f.envelope.attrs, env.attrs);
-        let got: Vec<_> = f.envelope.recipients.iter().map(|r| (&r.address, &r.original, &r.orcpt, &r.notify, r.done)).collect();
-        let want: Vec<_> = env.recipients.iter().map(|r| (&r.address, &r.original, &r.orcpt, &r.notify, r.done)).collect();
+        let got: Vec<_> = f
+            .envelope
+            .recipients
+            .iter()
+            .map(|r| (&r.address, &r.original, &r.orcpt, &r.notify, r.done))
+            .collect();
+        let want: Vec<_> = env
+            .recipients
+            .iter()
+            .map(|r| (&r.address, &r.original, &r.orcpt, &r.notify, r.done))
+            .collect();
         assert_eq!(got, want);
         assert_eq!(f.read_content().unwrap(), content);
         let arrival_diff = env.arrival.duration_since(f.envelope.arrival).unwrap();

@@ -76,7 +76,8 @@ impl QueueId {
     /// digits. Anything else (a path, `..`) is refused.
     pub fn parse(s: &str) -> Option<QueueId> {
         let ok = (6..=16).contains(&s.len())
-            && s.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c));
+            && s.bytes()
+                .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c));
         ok.then(|| QueueId(s.to_string()))
     }
 
@@ -91,7 +92,11 @@ impl QueueId {
         let count = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mix = (u64::from(count).wrapping_mul(0x9E37_79B9) ^ u64::from(std::process::id()) << 8)
             & 0xF_FFFF;
-        QueueId(format!("{:05X}{:05X}", (micros ^ (now.as_secs() << 20)) & 0xF_FFFF, mix))
+        QueueId(format!(
+            "{:05X}{:05X}",
+            (micros ^ (now.as_secs() << 20)) & 0xF_FFFF,
+            mix
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -144,7 +149,12 @@ impl Queue {
 
     /// Like [`Queue::enqueue`], into another queue (`maildrop` for sendmail,
     /// `hold`).
-    pub fn enqueue_into(&self, q: QueueName, env: &Envelope, content: &[u8]) -> io::Result<QueueId> {
+    pub fn enqueue_into(
+        &self,
+        q: QueueName,
+        env: &Envelope,
+        content: &[u8],
+    ) -> io::Result<QueueId> {
         let dir = self.dir(q);
         let bytes = file::encode(env, content);
         for _ in 0..100 {
@@ -247,7 +257,8 @@ mod tests {
         let id = q.enqueue(&env, b"Subject: x\r\n\r\nbody\r\n").unwrap();
         assert_eq!(q.list(QueueName::Incoming).unwrap(), vec![id.clone()]);
         assert_eq!(q.locate(&id), Some(QueueName::Incoming));
-        q.move_to(&id, QueueName::Incoming, QueueName::Active).unwrap();
+        q.move_to(&id, QueueName::Incoming, QueueName::Active)
+            .unwrap();
         let f = q.read(QueueName::Active, &id).unwrap();
         assert_eq!(f.envelope.sender, "a@example.com");
         assert_eq!(f.read_content().unwrap(), b"Subject: x\r\n\r\nbody\r\n");
