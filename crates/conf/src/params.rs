@@ -87,6 +87,8 @@ use Computed as C;
 use DefaultValue::{Computed as Comp, Text as T};
 
 params! {
+    TWO_BOUNCE_NOTICE_RECIPIENT = "2bounce_notice_recipient", Kind::Str, T("postmaster"),
+        "Where bounces that cannot be returned (double bounces) are sent.";
     ACCESS_MAP_DEFER_CODE = "access_map_defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
         "The SMTP reply code for DEFER in an access table.";
     ACCESS_MAP_REJECT_CODE = "access_map_reject_code", Kind::Int { min: 400, max: 599 }, T("554"),
@@ -95,26 +97,42 @@ params! {
         "The alias tables that newaliases and sendmail -bi rebuild.";
     ALIAS_MAPS = "alias_maps", Kind::Maps, T("hash:/etc/ironpost/aliases"),
         "The alias tables that local delivery consults for local recipients.";
+    ALLOW_MAIL_TO_COMMANDS = "allow_mail_to_commands", Kind::Words(&["alias", "forward", "include"]), T("alias, forward"),
+        "Where |command destinations are allowed: alias, forward, include.";
+    ALLOW_MAIL_TO_FILES = "allow_mail_to_files", Kind::Words(&["alias", "forward", "include"]), T("alias, forward"),
+        "Where /file destinations are allowed: alias, forward, include.";
     ALLOW_PERCENT_HACK = "allow_percent_hack", Kind::Bool, T("yes"),
         "Rewrite user%domain in a local address to user@domain (the address is then treated as routed).";
     APPEND_AT_MYORIGIN = "append_at_myorigin", Kind::Bool, T("yes"),
         "Append @$myorigin to addresses without a domain.";
+    BOUNCE_QUEUE_LIFETIME = "bounce_queue_lifetime", Kind::Time { unit: 'd' }, T("5d"),
+        "How long a bounce message may stay in the queue before it is given up.";
+    COMMAND_TIME_LIMIT = "command_time_limit", Kind::Time { unit: 's' }, T("1000s"),
+        "How long a |command delivery may run before it is killed and the delivery deferred.";
     CONFIG_DIRECTORY = "config_directory", Kind::Path, Comp(C::ConfigDirectory),
         "The directory with main.cf, master.cf and the lookup tables.";
     DATA_DIRECTORY = "data_directory", Kind::Path, T("/var/lib/ironpost"),
         "The directory where ironpost keeps its databases and mailbox indexes.";
     DEFAULT_DATABASE_TYPE = "default_database_type", Kind::Enum(&["hash", "texthash"]), T("hash"),
         "The table type that postmap, postalias and newaliases use for a name without a type.";
+    DEFAULT_PRIVS = "default_privs", Kind::Str, T("nobody"),
+        "The account that commands and files named in aliases run as.";
     DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
         "The SMTP reply code for the defer restriction.";
     DISABLE_VRFY_COMMAND = "disable_vrfy_command", Kind::Bool, T("no"),
         "Disable the SMTP VRFY command, which tells a client whether an address exists.";
+    HEADER_SIZE_LIMIT = "header_size_limit", Kind::Size, T("102400"),
+        "The largest header section kept, in bytes; header lines beyond it are dropped.";
     HOME_MAILBOX = "home_mailbox", Kind::Str, T(""),
         "A local user's mailbox relative to the home directory (Mailbox, or Maildir/ for Maildir); empty means mbox in mail_spool_directory.";
+    HOPCOUNT_LIMIT = "hopcount_limit", Kind::Int { min: 1, max: i64::MAX }, T("50"),
+        "The most Received headers a message may have before it is bounced as a loop.";
     INET_INTERFACES = "inet_interfaces", Kind::List, T("localhost"),
         "The addresses the server listens on: all, localhost, loopback-only, or a list of addresses.";
     INET_PROTOCOLS = "inet_protocols", Kind::Words(&["all", "ipv4", "ipv6"]), T("all"),
         "The IP protocols used for listening and for connecting out: ipv4, ipv6 or all.";
+    LINE_LENGTH_LIMIT = "line_length_limit", Kind::Int { min: 256, max: i64::MAX }, T("2048"),
+        "The longest SMTP command line accepted, in bytes.";
     LOCAL_RECIPIENT_MAPS = "local_recipient_maps", Kind::Maps, T("proxy:unix:passwd.byname $alias_maps"),
         "Tables of the local recipients that exist; mail to other names in local domains is refused at RCPT. Empty accepts every name.";
     MAIL_NAME = "mail_name", Kind::Str, T("ironpost"),
@@ -125,10 +143,14 @@ params! {
         "The version of ironpost.";
     MAILLOG_FILE = "maillog_file", Kind::Path, T("/var/log/ironpost/maillog"),
         "The mail log file, in Postfix's line format; empty means standard error.";
+    MAXIMAL_BACKOFF_TIME = "maximal_backoff_time", Kind::Time { unit: 's' }, T("4000s"),
+        "The longest wait between two delivery attempts of a deferred message.";
     MAXIMAL_QUEUE_LIFETIME = "maximal_queue_lifetime", Kind::Time { unit: 'd' }, T("5d"),
         "How long a message may stay in the queue before it is returned to the sender as undeliverable.";
     MESSAGE_SIZE_LIMIT = "message_size_limit", Kind::Size, T("10240000"),
         "The largest message accepted, in bytes, headers included; 0 means no limit.";
+    MINIMAL_BACKOFF_TIME = "minimal_backoff_time", Kind::Time { unit: 's' }, T("300s"),
+        "The shortest wait between two delivery attempts of a deferred message.";
     MYDESTINATION = "mydestination", Kind::List, T("$myhostname, localhost.$mydomain, localhost"),
         "The domains this machine delivers locally, to accounts and aliases.";
     MYDOMAIN = "mydomain", Kind::Str, Comp(C::MyDomain),
@@ -148,6 +170,8 @@ params! {
         "Features where the pattern example.com also matches subdomains (elsewhere .example.com is needed).";
     QUEUE_DIRECTORY = "queue_directory", Kind::Path, T("/var/spool/ironpost"),
         "The directory of the mail queue.";
+    QUEUE_RUN_DELAY = "queue_run_delay", Kind::Time { unit: 's' }, T("300s"),
+        "How often the deferred queue is scanned for messages due for another attempt.";
     RECIPIENT_DELIMITER = "recipient_delimiter", Kind::Str, T(""),
         "The characters that separate a user name from an address extension, as in user+foo.";
     REJECT_CODE = "reject_code", Kind::Int { min: 400, max: 599 }, T("554"),
@@ -198,10 +222,18 @@ params! {
         "Domains whose every address is an alias in virtual_alias_maps (no mailboxes of their own).";
     VIRTUAL_ALIAS_MAPS = "virtual_alias_maps", Kind::Maps, T(""),
         "Tables that rewrite recipient addresses to other addresses, for any domain, before delivery.";
+    VIRTUAL_GID_MAPS = "virtual_gid_maps", Kind::Maps, T(""),
+        "Tables with the group ID of each virtual mailbox (static:5000 for all).";
+    VIRTUAL_MAILBOX_BASE = "virtual_mailbox_base", Kind::Path, T(""),
+        "The directory that the paths in virtual_mailbox_maps are relative to.";
     VIRTUAL_MAILBOX_DOMAINS = "virtual_mailbox_domains", Kind::List, T("$virtual_mailbox_maps"),
         "Domains delivered by virtual delivery to mailboxes under virtual_mailbox_base.";
     VIRTUAL_MAILBOX_MAPS = "virtual_mailbox_maps", Kind::Maps, T(""),
         "Tables from an address in a virtual mailbox domain to its mailbox, relative to virtual_mailbox_base (a trailing / means Maildir).";
+    VIRTUAL_MINIMUM_UID = "virtual_minimum_uid", Kind::Int { min: 0, max: i64::MAX }, T("100"),
+        "The smallest user ID that virtual_uid_maps may give.";
+    VIRTUAL_UID_MAPS = "virtual_uid_maps", Kind::Maps, T(""),
+        "Tables with the user ID of each virtual mailbox (static:5000 for all).";
 }
 
 /// The parameter reference in Markdown, generated from the table

@@ -101,8 +101,10 @@ pub fn received_header(o: &Origin<'_>) -> String {
             format!("Received: by {host} ({name}, from userid {uid})\r\n\tid {id}")
         }
     };
-    match o.recipients {
-        [one] => h.push_str(&format!("\r\n\tfor <{one}>; {date}\r\n")),
+    match (&o.received, o.recipients) {
+        // Postfix's pickup path never names the recipient.
+        (ReceivedFrom::Local { .. }, _) => h.push_str(&format!("; {date}\r\n")),
+        (_, [one]) => h.push_str(&format!("\r\n\tfor <{one}>; {date}\r\n")),
         _ => h.push_str(&format!(";\r\n\t{date}\r\n")),
     }
     h
@@ -379,6 +381,9 @@ mod tests {
         let mut o = origin(&rcpts);
         o.received = ReceivedFrom::Local { uid: 1000 };
         let h = received_header(&o);
-        assert!(h.starts_with("Received: by mail.example.test (Postfix, from userid 1000)\r\n\tid 2B44F98C06F\r\n\tfor <a@x>; "), "{h}");
+        assert_eq!(
+            h,
+            "Received: by mail.example.test (Postfix, from userid 1000)\r\n\tid 2B44F98C06F; Sun, 22 Nov 2026 19:22:52 +0000 (UTC)\r\n"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! ## Layout
 //! - [`cli`]: the commands, under their own names and Postfix's
 //!   (`postconf`, `postmap`, `postalias`, `newaliases`).
+//! - [`bounce`]: delivery status notifications (RFC 3464).
 //! - [`cleanup`]: Received header, missing headers, header size limit.
 //! - [`maps`]: lookup tables named `type:name` (hash, texthash, inline,
 //!   static, cidr, regexp, pcre, unix) and the Postfix search orders.
@@ -13,9 +14,11 @@
 //! - [`queue`]: the mail queue: queue files, IDs, durable enqueueing.
 //! - [`resolve`]: address rewriting and classes (what trivial-rewrite does).
 //! - [`smtpd`]: the SMTP server: sessions, restrictions.
+//! - [`sysuser`]: system accounts from the passwd file.
 //! - [`host`]: facts about the machine (host name, interface addresses) that
 //!   configuration defaults are computed from.
 
+pub mod bounce;
 pub mod cleanup;
 pub mod cli;
 pub mod host;
@@ -24,3 +27,4 @@ pub mod maps;
 pub mod queue;
 pub mod resolve;
 pub mod smtpd;
+pub mod sysuser;
