@@ -54,16 +54,14 @@ pub struct Report<'a> {
     pub message: &'a [u8],
 }
 
-/// Wraps text at 76 columns, continuation lines indented by four spaces,
-/// as Postfix's bounce does. The first `uncounted` columns of the first line
-/// (a header field's name) do not count.
-fn wrap(text: &str, first_prefix: &str, uncounted: usize) -> String {
+/// Wraps text so that lines stay within 78 columns, continuation lines
+/// indented by four spaces, as Postfix's bounce does.
+fn wrap(text: &str, first_prefix: &str) -> String {
     let mut out = String::new();
     let mut line = String::from(first_prefix);
     let mut first_word = true;
     for word in text.split_whitespace() {
-        let width = if out.is_empty() { 76 + uncounted } else { 76 };
-        if !first_word && line.len() + 1 + word.len() > width {
+        if !first_word && line.len() + 1 + word.len() > 78 {
             out.push_str(&line);
             out.push_str("\r\n");
             line = format!("    {word}");
@@ -150,7 +148,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     m.push_str(intro);
     m.push_str("\r\n                   The mail system\r\n\r\n");
     for f in r.recipients {
-        m.push_str(&wrap(&f.diagnostic, &format!("<{}>: ", f.address), 0));
+        m.push_str(&wrap(&f.diagnostic, &format!("<{}>: ", f.address)));
     }
     m.push_str("\r\n");
 
@@ -176,11 +174,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
         }
         m.push_str(&format!("Action: {action}\r\n"));
         m.push_str(&format!("Status: {}\r\n", f.status));
-        m.push_str(&wrap(
-            &f.diagnostic,
-            "Diagnostic-Code: X-Postfix; ",
-            "Diagnostic-Code: ".len(),
-        ));
+        m.push_str(&wrap(&f.diagnostic, "Diagnostic-Code: X-Postfix; "));
     }
     m.push_str("\r\n");
 
