@@ -265,3 +265,111 @@ fn hash_tables_answer_like_postfix() {
     lb.sort();
     assert_eq!(la, lb);
 }
+
+const ALIASES: &str = "# aliases\npostmaster: root\nRoot: jerry\nstaff: jerry,\n   tom, \"|/usr/bin/procmail -a x\", /var/log/staff.mbox,\n   :include:/etc/ironpost/staff.list\n\"odd name\": jerry\nbad line\nb@c: d\nroot: duplicate\nlist: x  ,y,   z\nesc: x\\,y, \\root\n";
+
+#[test]
+fn postalias_and_newaliases() {
+    let cd = ConfigDir::new("");
+    cd.write("aliases", ALIASES);
+    let out = compat("postalias").arg(cd.file("aliases")).run();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let src = cd.file("aliases");
+    assert_eq!(
+        out.stderr_lines(),
+        vec![
+            format!("postalias: warning: {src}, line 8: need name:value pair").as_str(),
+            format!("postalias: warning: {src}, line 9: name must be local").as_str(),
+            format!("postalias: warning: {src}, line 10: duplicate entry: \"root\"").as_str(),
+        ]
+    );
+    let q = |key: &str| {
+        let out = compat("postalias").args(["-q", key, &src]).run();
+        (out.status, out.stdout)
+    };
+    assert_eq!(q("POSTMASTER"), (0, "root\n".into()));
+    assert_eq!(q("root"), (0, "jerry\n".into()));
+    assert_eq!(
+        q("staff"),
+        (0, "jerry, tom, \"|/usr/bin/procmail -a x\", /var/log/staff.mbox, :include:/etc/ironpost/staff.list\n".into())
+    );
+    assert_eq!(q("odd name"), (0, "jerry\n".into()));
+    assert_eq!(q("nobody").0, 1);
+    let out = compat("postalias").args(["-s", &src]).run();
+    assert!(
+        out.stdout.starts_with("postmaster:\troot\nroot:\tjerry\n"),
+        "{}",
+        out.stdout
+    );
+
+    // newaliases builds every table of alias_database, and `sendmail -bi`
+    // style invocation through ironpost works the same way.
+    let second = cd.file("more_aliases");
+    cd.write("more_aliases", "abuse: root\n");
+    cd.write(
+        "main.cf",
+        &format!("alias_database = hash:{src}, hash:{second}\nalias_maps = $alias_database\n"),
+    );
+    std::fs::remove_file(format!("{src}.db")).unwrap();
+    let out = compat("newaliases").args(["-c", &cd.arg()]).run();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(q("postmaster"), (0, "root\n".into()));
+    let out = compat("postalias").args(["-q", "abuse", &second]).run();
+    assert_eq!(out.stdout, "root\n");
+    // A missing source is a fatal error naming it.
+    cd.write(
+        "main.cf",
+        &format!("alias_database = hash:{}\n", cd.file("nosuch")),
+    );
+    let out = compat("newaliases").args(["-c", &cd.arg()]).run();
+    assert_eq!(
+        (out.status, out.stderr),
+        (
+            1,
+            format!(
+                "newaliases: fatal: open {}: No such file or directory\n",
+                cd.file("nosuch")
+            )
+        )
+    );
+}
+
+#[test]
+fn aliases_stored_like_postfix() {
+    let cd = ConfigDir::new("");
+    let text = format!(
+        "{ALIASES}a1: x  ,y,   z\nA2: \"|cmd  two spaces\" , /file/path\na3: :include:/etc/list, <user@dom>, User Name <u@d>\na4: x (comment) ,y\n\"q name\": x\na5:\na7: \"quoted local\"@dom\na8: x    y z\na9: x\\,y\na11: \n  cont\n\"a12 : odd\": v\nb2: a, ,b\nb5: <>\n"
+    );
+    cd.write("ours", &text);
+    cd.write("theirs", &text);
+    assert_eq!(compat("postalias").arg(cd.file("ours")).run().status, 0);
+    assert_eq!(
+        Command::new(postfix_tool("postalias"))
+            .arg(cd.file("theirs"))
+            .run()
+            .status,
+        0
+    );
+    let listing = |out: String| {
+        let mut l: Vec<String> = out
+            .lines()
+            .filter(|l| !l.starts_with("@:") && !l.starts_with("YP_"))
+            .map(String::from)
+            .collect();
+        l.sort();
+        l
+    };
+    let ours = listing(
+        compat("postalias")
+            .args(["-s", &cd.file("ours")])
+            .run()
+            .stdout,
+    );
+    let theirs = listing(
+        Command::new(postfix_tool("postalias"))
+            .args(["-s", &cd.file("theirs")])
+            .run()
+            .stdout,
+    );
+    assert_eq!(ours, theirs);
+}

@@ -26,7 +26,7 @@ use super::{CmdResult, Fatal, config_dir, load_config, warn};
 use crate::maps::hash::{self, db_path};
 use crate::maps::memory::MemoryTable;
 use crate::maps::source::{SourceOptions, parse_source};
-use crate::maps::{Map, MapContext};
+use crate::maps::{Map, MapContext, aliases};
 
 /// Which source format a command reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,9 +149,11 @@ fn read_source(
             )
         }
         Format::Aliases => {
-            // TEMPORARY until maps::aliases lands.
-            let _ = &text;
-            return Err(Fatal("aliases: not yet".into()));
+            let (entries, warnings) = aliases::parse_aliases(path, &text);
+            (
+                entries.into_iter().map(|e| (e.name, e.value)).collect(),
+                warnings,
+            )
         }
     };
     for w in warnings {
