@@ -31,12 +31,12 @@ fn build_query_list_delete() {
     let out = q("nope@example.com");
     assert_eq!((out.status, out.stdout.as_str()), (1, ""));
     assert_eq!(q("keyonly").status, 1);
-    assert_eq!(q("\"quoted").stdout, "key\" v\n");
+    assert_eq!(q("\"quoted key\"").stdout, "v\n");
 
     let out = compat("postmap").args(["-s", &table]).run();
     assert_eq!(
         out.stdout,
-        "foo@example.com\tbar baz\n\"quoted\tkey\" v\nalias:\tx\n@example.com\tcatch\n"
+        "foo@example.com\tbar baz\n\"quoted key\"\tv\nalias:\tx\n@example.com\tcatch\n"
     );
 
     let out = compat("postmap")

@@ -265,7 +265,7 @@ fn query(specs: &[String], key: &str) -> CmdResult {
     if key == "-" {
         for line in std::io::stdin().lock().lines() {
             let line = line.map_err(|e| Fatal(format!("read standard input: {e}")))?;
-            let k = line.trim();
+            let k = line.strip_suffix('\r').unwrap_or(&line);
             if k.is_empty() {
                 continue;
             }

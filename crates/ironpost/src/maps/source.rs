@@ -4,8 +4,8 @@
 //!
 //! - Logical lines: continuation lines start with white space; comments and
 //!   blank lines are skipped (see [`ironpost_conf::lines`]).
-//! - The key is the text up to the first white space; the value is the rest,
-//!   trimmed. Keys are folded to lower case unless asked not to (`postmap -f`).
+//! - The key is the text up to the first white space outside double quotes
+//!   (quotes stay part of the key); the value is the rest, trimmed. Keys are folded to lower case unless asked not to (`postmap -f`).
 //! - A line with a key and no value is skipped with Postfix's warning
 //!   `expected format: key whitespace value -- ignoring this line`.
 //! - A key that ends in `:` draws `record is in "key: value" format; is this
@@ -61,7 +61,7 @@ pub fn parse_source(
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for line in lines {
         let text = line.text.trim();
-        let (key, value) = match text.find(|c: char| c.is_ascii_whitespace()) {
+        let (key, value) = match key_end(text) {
             Some(pos) => (&text[..pos], text[pos..].trim()),
             None => (text, ""),
         };
@@ -109,6 +109,26 @@ pub fn parse_source(
     (entries, warnings)
 }
 
+/// Where the key ends: the first white space outside double quotes
+/// (`"quoted key" value` has the key `"quoted key"`, as in Postfix).
+fn key_end(text: &str) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            c if c.is_ascii_whitespace() && !in_quotes => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,7 +147,7 @@ mod tests {
             got,
             vec![
                 ("foo@example.com", "bar baz", 2),
-                ("\"quoted", "key\" v", 6),
+                ("\"quoted key\"", "v", 6),
                 ("alias:", "x", 7),
                 ("@example.com", "catch", 8),
             ]
