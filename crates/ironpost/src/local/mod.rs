@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ironpost_conf::{Config, ConfError, params};
+use ironpost_conf::{ConfError, Config, params};
 
 use crate::mailbox::Mailbox;
 use crate::maps::aliases::{self, AliasTarget};
@@ -146,8 +146,13 @@ impl Source {
 const MAX_DEPTH: usize = 100;
 
 impl Agents {
-    pub fn from_config(cfg: &Config, ctx: &MapContext, resolver: Arc<Resolver>) -> Result<Agents, ConfError> {
-        let maps = |p| -> Result<MapList, ConfError> { Ok(MapList::open_all(&cfg.get_maps(p)?, ctx)) };
+    pub fn from_config(
+        cfg: &Config,
+        ctx: &MapContext,
+        resolver: Arc<Resolver>,
+    ) -> Result<Agents, ConfError> {
+        let maps =
+            |p| -> Result<MapList, ConfError> { Ok(MapList::open_all(&cfg.get_maps(p)?, ctx)) };
         Ok(Agents {
             resolver,
             alias_maps: maps(params::ALIAS_MAPS)?,
@@ -188,7 +193,12 @@ impl Agents {
     ) {
         const RELAY: &str = "local";
         if depth > MAX_DEPTH {
-            out.outcomes.push(Outcome::failed(address, RELAY, "5.4.6", "alias expansion loop or chain too long"));
+            out.outcomes.push(Outcome::failed(
+                address,
+                RELAY,
+                "5.4.6",
+                "alias expansion loop or chain too long",
+            ));
             return;
         }
         let (local_part, _) = crate::resolve::split_address(address);
@@ -199,7 +209,12 @@ impl Agents {
             return;
         }
         if has_delivered_to(msg.content, address) {
-            out.outcomes.push(Outcome::failed(address, RELAY, "5.4.6", format!("mail forwarding loop for {address}")));
+            out.outcomes.push(Outcome::failed(
+                address,
+                RELAY,
+                "5.4.6",
+                format!("mail forwarding loop for {address}"),
+            ));
             return;
         }
         let (user, ext) = split_extension(&local_part, &self.recipient_delimiter);
@@ -209,13 +224,15 @@ impl Agents {
             Ok(None) if ext.is_some() => match self.alias_maps.find(user) {
                 Ok(v) => v,
                 Err(e) => {
-                    out.outcomes.push(Outcome::failed(address, RELAY, "4.3.0", e.to_string()));
+                    out.outcomes
+                        .push(Outcome::failed(address, RELAY, "4.3.0", e.to_string()));
                     return;
                 }
             },
             Ok(None) => None,
             Err(e) => {
-                out.outcomes.push(Outcome::failed(address, RELAY, "4.3.0", e.to_string()));
+                out.outcomes
+                    .push(Outcome::failed(address, RELAY, "4.3.0", e.to_string()));
                 return;
             }
         };
@@ -223,16 +240,36 @@ impl Agents {
             match aliases::parse_alias_value(&value) {
                 Ok(targets) => {
                     let owner = self.default_owner();
-                    self.expand(msg, address, original, &targets, Source::Alias, owner.as_ref(), depth, seen, out);
+                    self.expand(
+                        msg,
+                        address,
+                        original,
+                        &targets,
+                        Source::Alias,
+                        owner.as_ref(),
+                        depth,
+                        seen,
+                        out,
+                    );
                 }
-                Err(why) => out.outcomes.push(Outcome::failed(address, RELAY, "4.3.0", format!("bad alias: {why}"))),
+                Err(why) => out.outcomes.push(Outcome::failed(
+                    address,
+                    RELAY,
+                    "4.3.0",
+                    format!("bad alias: {why}"),
+                )),
             }
             return;
         }
         let account = match sysuser::lookup(&self.passwd_file, user) {
             Ok(Some(u)) => u,
             Ok(None) => {
-                out.outcomes.push(Outcome::failed(address, RELAY, "5.1.1", format!("unknown user: \"{user}\"")));
+                out.outcomes.push(Outcome::failed(
+                    address,
+                    RELAY,
+                    "5.1.1",
+                    format!("unknown user: \"{user}\""),
+                ));
                 return;
             }
             Err(e) => {
@@ -240,7 +277,11 @@ impl Agents {
                     address,
                     RELAY,
                     "4.3.0",
-                    format!("cannot read {}: {}", self.passwd_file.display(), ironpost_conf::io_reason(&e)),
+                    format!(
+                        "cannot read {}: {}",
+                        self.passwd_file.display(),
+                        ironpost_conf::io_reason(&e)
+                    ),
                 ));
                 return;
             }
@@ -249,20 +290,38 @@ impl Agents {
         if let Some(targets) = self.forward_file(&account) {
             match targets {
                 Ok(targets) => {
-                    self.expand(msg, address, original, &targets, Source::Forward, Some(&account), depth, seen, out);
+                    self.expand(
+                        msg,
+                        address,
+                        original,
+                        &targets,
+                        Source::Forward,
+                        Some(&account),
+                        depth,
+                        seen,
+                        out,
+                    );
                     return;
                 }
                 Err(why) => {
-                    out.outcomes.push(Outcome::failed(address, RELAY, "4.3.0", format!("bad .forward file: {why}")));
+                    out.outcomes.push(Outcome::failed(
+                        address,
+                        RELAY,
+                        "4.3.0",
+                        format!("bad .forward file: {why}"),
+                    ));
                     return;
                 }
             }
         }
-        out.outcomes.push(self.to_mailbox(msg, address, original, &account));
+        out.outcomes
+            .push(self.to_mailbox(msg, address, original, &account));
     }
 
     fn default_owner(&self) -> Option<SysUser> {
-        sysuser::lookup(&self.passwd_file, &self.default_privs).ok().flatten()
+        sysuser::lookup(&self.passwd_file, &self.default_privs)
+            .ok()
+            .flatten()
     }
 
     fn forward_file(&self, user: &SysUser) -> Option<Result<Vec<AliasTarget>, String>> {
@@ -297,8 +356,15 @@ impl Agents {
                     // `\user` in .forward: the user's own mailbox.
                     if let Some(own) = a.strip_prefix('\\') {
                         match sysuser::lookup(&self.passwd_file, own) {
-                            Ok(Some(u)) => out.outcomes.push(self.to_mailbox(msg, address, original, &u)),
-                            _ => out.outcomes.push(Outcome::failed(address, RELAY, "5.1.1", format!("unknown user: \"{own}\""))),
+                            Ok(Some(u)) => out
+                                .outcomes
+                                .push(self.to_mailbox(msg, address, original, &u)),
+                            _ => out.outcomes.push(Outcome::failed(
+                                address,
+                                RELAY,
+                                "5.1.1",
+                                format!("unknown user: \"{own}\""),
+                            )),
                         }
                         continue;
                     }
@@ -307,26 +373,62 @@ impl Agents {
                             self.local_recipient(msg, &r.address, original, depth + 1, seen, out);
                         }
                         Ok(Some(r)) => out.forward.push(r.address),
-                        Ok(None) => out.outcomes.push(Outcome::failed(address, RELAY, "5.1.3", format!("bad address syntax: \"{a}\""))),
-                        Err(e) => out.outcomes.push(Outcome::failed(address, RELAY, "4.3.0", e.to_string())),
+                        Ok(None) => out.outcomes.push(Outcome::failed(
+                            address,
+                            RELAY,
+                            "5.1.3",
+                            format!("bad address syntax: \"{a}\""),
+                        )),
+                        Err(e) => out.outcomes.push(Outcome::failed(
+                            address,
+                            RELAY,
+                            "4.3.0",
+                            e.to_string(),
+                        )),
                     }
                 }
                 AliasTarget::File(path) => {
                     if !self.allow_mail_to_files.iter().any(|s| s == source.name()) {
-                        out.outcomes.push(Outcome::failed(address, RELAY, "5.7.1", format!("mail to file is restricted: {path}")));
+                        out.outcomes.push(Outcome::failed(
+                            address,
+                            RELAY,
+                            "5.7.1",
+                            format!("mail to file is restricted: {path}"),
+                        ));
                         continue;
                     }
                     let owner_ids = owner.filter(|_| self.as_root).map(|u| (u.uid, u.gid));
                     let content = self.with_delivery_headers(msg, address, original);
                     let mb = Mailbox::Mbox(PathBuf::from(path));
-                    out.outcomes.push(match mb.deliver(msg.sender, msg.arrival, &content, owner_ids) {
-                        Ok(_) => Outcome::sent(address, RELAY, format!("delivered to file: {path}")),
-                        Err(e) => Outcome::failed(address, RELAY, "4.2.0", format!("cannot append to file {path}: {}", ironpost_conf::io_reason(&e))),
-                    });
+                    out.outcomes.push(
+                        match mb.deliver(msg.sender, msg.arrival, &content, owner_ids) {
+                            Ok(_) => {
+                                Outcome::sent(address, RELAY, format!("delivered to file: {path}"))
+                            }
+                            Err(e) => Outcome::failed(
+                                address,
+                                RELAY,
+                                "4.2.0",
+                                format!(
+                                    "cannot append to file {path}: {}",
+                                    ironpost_conf::io_reason(&e)
+                                ),
+                            ),
+                        },
+                    );
                 }
                 AliasTarget::Command(cmd) => {
-                    if !self.allow_mail_to_commands.iter().any(|s| s == source.name()) {
-                        out.outcomes.push(Outcome::failed(address, RELAY, "5.7.1", format!("mail to command is restricted: {cmd}")));
+                    if !self
+                        .allow_mail_to_commands
+                        .iter()
+                        .any(|s| s == source.name())
+                    {
+                        out.outcomes.push(Outcome::failed(
+                            address,
+                            RELAY,
+                            "5.7.1",
+                            format!("mail to command is restricted: {cmd}"),
+                        ));
                         continue;
                     }
                     let content = self.with_delivery_headers(msg, address, original);
@@ -345,7 +447,12 @@ impl Agents {
                 }
                 AliasTarget::Include(path) => {
                     if depth > MAX_DEPTH {
-                        out.outcomes.push(Outcome::failed(address, RELAY, "5.4.6", ":include: nesting too deep"));
+                        out.outcomes.push(Outcome::failed(
+                            address,
+                            RELAY,
+                            "5.4.6",
+                            ":include: nesting too deep",
+                        ));
                         continue;
                     }
                     match std::fs::read_to_string(path) {
@@ -358,15 +465,33 @@ impl Agents {
                                     .ok()
                                     .and_then(|m| self.user_by_uid(m.uid()))
                                     .or_else(|| owner.cloned());
-                                self.expand(msg, address, original, &inner, Source::Include, inc_owner.as_ref(), depth + 1, seen, out);
+                                self.expand(
+                                    msg,
+                                    address,
+                                    original,
+                                    &inner,
+                                    Source::Include,
+                                    inc_owner.as_ref(),
+                                    depth + 1,
+                                    seen,
+                                    out,
+                                );
                             }
-                            Err(why) => out.outcomes.push(Outcome::failed(address, RELAY, "4.3.0", format!("bad :include: file {path}: {why}"))),
+                            Err(why) => out.outcomes.push(Outcome::failed(
+                                address,
+                                RELAY,
+                                "4.3.0",
+                                format!("bad :include: file {path}: {why}"),
+                            )),
                         },
                         Err(e) => out.outcomes.push(Outcome::failed(
                             address,
                             RELAY,
                             "4.3.0",
-                            format!("cannot open include file {path}: {}", ironpost_conf::io_reason(&e)),
+                            format!(
+                                "cannot open include file {path}: {}",
+                                ironpost_conf::io_reason(&e)
+                            ),
                         )),
                     }
                 }
@@ -400,7 +525,13 @@ impl Agents {
         }
     }
 
-    fn to_mailbox(&self, msg: &Message<'_>, address: &str, original: &str, user: &SysUser) -> Outcome {
+    fn to_mailbox(
+        &self,
+        msg: &Message<'_>,
+        address: &str,
+        original: &str,
+        user: &SysUser,
+    ) -> Outcome {
         const RELAY: &str = "local";
         let mailbox = self.mailbox_of(user);
         let content = self.with_delivery_headers(msg, address, original);
@@ -415,13 +546,23 @@ impl Agents {
                 address,
                 RELAY,
                 "4.2.0",
-                format!("cannot update mailbox {} for user {}. {}", mailbox.path().display(), user.name, ironpost_conf::io_reason(&e)),
+                format!(
+                    "cannot update mailbox {} for user {}. {}",
+                    mailbox.path().display(),
+                    user.name,
+                    ironpost_conf::io_reason(&e)
+                ),
             ),
         }
     }
 
     /// The message with Return-Path, X-Original-To and Delivered-To on top.
-    pub fn with_delivery_headers(&self, msg: &Message<'_>, address: &str, original: &str) -> Vec<u8> {
+    pub fn with_delivery_headers(
+        &self,
+        msg: &Message<'_>,
+        address: &str,
+        original: &str,
+    ) -> Vec<u8> {
         delivery_headers(msg, address, original)
     }
 }
@@ -442,7 +583,9 @@ pub fn has_delivered_to(content: &[u8], address: &str) -> bool {
     crate::cleanup::split(content).headers.iter().any(|h| {
         crate::cleanup::field_name(h) == "delivered-to" && {
             let v = &h[h.iter().position(|&c| c == b':').map_or(0, |p| p + 1)..];
-            String::from_utf8_lossy(v).trim().eq_ignore_ascii_case(address)
+            String::from_utf8_lossy(v)
+                .trim()
+                .eq_ignore_ascii_case(address)
         }
     })
 }
@@ -450,7 +593,11 @@ pub fn has_delivered_to(content: &[u8], address: &str) -> bool {
 /// Looks a path up relative to a base, refusing escapes with `..`.
 pub fn under_base(base: &Path, relative: &str) -> Option<PathBuf> {
     let rel = Path::new(relative.trim());
-    if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         return None;
     }
     Some(base.join(rel))

@@ -54,18 +54,14 @@ fn sysexit_dsn(code: i32) -> &'static str {
     }
 }
 
-/// The `From sender date` line of mbox and local(8) pipes.
-pub fn from_line(sender: &str, arrival: SystemTime) -> String {
-    let t: chrono::DateTime<chrono::Local> = arrival.into();
-    let who = if sender.is_empty() { "MAILER-DAEMON" } else { sender };
-    format!("From {who}  {}\n", t.format("%a %b %e %H:%M:%S %Y"))
-}
-
 /// Runs the command with the message (CRLF line ends; LF on the pipe).
 pub fn deliver(req: &Request<'_>, content: &[u8]) -> Outcome {
     const RELAY: &str = "local";
     let fail = |dsn: &str, text: String| Outcome::failed(req.recipient, RELAY, dsn, text);
-    let (local, domain) = req.recipient.rsplit_once('@').unwrap_or((req.recipient, ""));
+    let (local, domain) = req
+        .recipient
+        .rsplit_once('@')
+        .unwrap_or((req.recipient, ""));
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(req.command)
@@ -87,7 +83,11 @@ pub fn deliver(req: &Request<'_>, content: &[u8]) -> Outcome {
             .env("LOGNAME", &u.name)
             .uid(u.uid)
             .gid(u.gid)
-            .current_dir(if u.home.is_dir() { &u.home } else { std::path::Path::new("/") });
+            .current_dir(if u.home.is_dir() {
+                &u.home
+            } else {
+                std::path::Path::new("/")
+            });
     } else {
         cmd.current_dir("/");
     }
@@ -95,8 +95,8 @@ pub fn deliver(req: &Request<'_>, content: &[u8]) -> Outcome {
         Ok(c) => c,
         Err(e) => return fail("4.3.0", format!("cannot run command {}: {e}", req.command)),
     };
-    let mut input = from_line(req.sender, req.arrival).into_bytes();
-    input.extend(crlf_to_lf(content));
+    let mut input = crate::mailbox::mbox::from_line(req.sender, req.arrival).into_bytes();
+    input.extend(crate::mailbox::maildir::to_lf(content));
     let stdin = child.stdin.take();
     let writer = std::thread::spawn(move || {
         if let Some(mut s) = stdin {
@@ -147,37 +147,41 @@ pub fn deliver(req: &Request<'_>, content: &[u8]) -> Outcome {
         .take(200)
         .collect::<String>();
     let Some(status) = status else {
-        return fail("4.3.0", format!("Command time limit exceeded: \"{}\"", req.command));
+        return fail(
+            "4.3.0",
+            format!("Command time limit exceeded: \"{}\"", req.command),
+        );
     };
     match status.code() {
-        Some(0) => Outcome::sent(req.recipient, RELAY, format!("delivered to command: {}", req.command)),
+        Some(0) => Outcome::sent(
+            req.recipient,
+            RELAY,
+            format!("delivered to command: {}", req.command),
+        ),
         Some(code) => {
             let dsn = sysexit_dsn(code);
-            let dsn = if is_temporary(code) { dsn } else if dsn.starts_with('4') { "5.3.0" } else { dsn };
+            let dsn = if is_temporary(code) {
+                dsn
+            } else if dsn.starts_with('4') {
+                "5.3.0"
+            } else {
+                dsn
+            };
             let why = if first_line.is_empty() {
                 format!("Command died with status {code}: \"{}\"", req.command)
             } else {
-                format!("Command died with status {code}: \"{}\". Command output: {first_line}", req.command)
+                format!(
+                    "Command died with status {code}: \"{}\". Command output: {first_line}",
+                    req.command
+                )
             };
             fail(dsn, why)
         }
-        None => fail("4.3.0", format!("Command killed by signal: \"{}\"", req.command)),
+        None => fail(
+            "4.3.0",
+            format!("Command killed by signal: \"{}\"", req.command),
+        ),
     }
-}
-
-/// CRLF to LF, for files and pipes.
-pub fn crlf_to_lf(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len());
-    let mut i = 0;
-    while i < content.len() {
-        if content[i] == b'\r' && content.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(content[i]);
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -201,26 +205,46 @@ mod tests {
     fn success_gets_the_message_and_environment() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let cmd = format!("cat > {} && echo \"$SENDER $RECIPIENT $LOCAL $DOMAIN\" >> {}", out.display(), out.display());
-        let o = deliver(&req(&cmd, Duration::from_secs(10)), b"Subject: x\r\n\r\nbody\r\n");
+        let cmd = format!(
+            "cat > {} && echo \"$SENDER $RECIPIENT $LOCAL $DOMAIN\" >> {}",
+            out.display(),
+            out.display()
+        );
+        let o = deliver(
+            &req(&cmd, Duration::from_secs(10)),
+            b"Subject: x\r\n\r\nbody\r\n",
+        );
         assert_eq!(o.status, Status::Sent, "{o:?}");
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.starts_with("From a@b.test  "), "{text}");
         assert!(text.contains("Subject: x\n\nbody\n"), "{text}");
-        assert!(text.ends_with("a@b.test list@example.test list example.test\n"), "{text}");
+        assert!(
+            text.ends_with("a@b.test list@example.test list example.test\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn exit_codes() {
         let o = deliver(&req("exit 75", Duration::from_secs(10)), b"x\r\n");
         assert_eq!((o.status, o.dsn.as_str()), (Status::Deferred, "4.3.0"));
-        let o = deliver(&req("echo no such user; exit 67", Duration::from_secs(10)), b"x\r\n");
+        let o = deliver(
+            &req("echo no such user; exit 67", Duration::from_secs(10)),
+            b"x\r\n",
+        );
         assert_eq!((o.status, o.dsn.as_str()), (Status::Bounced, "5.1.1"));
-        assert!(o.text.contains("Command output: no such user"), "{}", o.text);
+        assert!(
+            o.text.contains("Command output: no such user"),
+            "{}",
+            o.text
+        );
         let o = deliver(&req("exit 1", Duration::from_secs(10)), b"x\r\n");
         assert_eq!(o.status, Status::Bounced);
         // A command that does not read its input still finishes.
-        let o = deliver(&req("exit 0", Duration::from_secs(10)), &vec![b'x'; 1 << 20]);
+        let o = deliver(
+            &req("exit 0", Duration::from_secs(10)),
+            &vec![b'x'; 1 << 20],
+        );
         assert_eq!(o.status, Status::Sent);
     }
 

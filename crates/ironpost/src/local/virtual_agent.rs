@@ -16,15 +16,29 @@ impl Agents {
     /// Delivers to a recipient in a virtual mailbox domain.
     pub fn deliver_virtual(&self, msg: &Message<'_>, address: &str, original: &str) -> Outcome {
         if super::has_delivered_to(msg.content, address) {
-            return Outcome::failed(address, RELAY, "5.4.6", format!("mail forwarding loop for {address}"));
+            return Outcome::failed(
+                address,
+                RELAY,
+                "5.4.6",
+                format!("mail forwarding loop for {address}"),
+            );
         }
-        let found = match self.virtual_mailbox_maps.find_address(address, &self.recipient_delimiter, false) {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                return Outcome::failed(address, RELAY, "5.1.1", format!("unknown user: \"{address}\""));
-            }
-            Err(e) => return Outcome::failed(address, RELAY, "4.3.0", e.to_string()),
-        };
+        let found =
+            match self
+                .virtual_mailbox_maps
+                .find_address(address, &self.recipient_delimiter, false)
+            {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    return Outcome::failed(
+                        address,
+                        RELAY,
+                        "5.1.1",
+                        format!("unknown user: \"{address}\""),
+                    );
+                }
+                Err(e) => return Outcome::failed(address, RELAY, "4.3.0", e.to_string()),
+            };
         if self.virtual_mailbox_base.as_os_str().is_empty() {
             return Outcome::failed(address, RELAY, "4.3.5", "virtual_mailbox_base is not set");
         }
@@ -33,7 +47,10 @@ impl Agents {
                 address,
                 RELAY,
                 "4.3.5",
-                format!("bad mailbox path \"{}\" in {}", found.value, "virtual_mailbox_maps"),
+                format!(
+                    "bad mailbox path \"{}\" in {}",
+                    found.value, "virtual_mailbox_maps"
+                ),
             );
         };
         let owner = if self.as_root {
@@ -60,7 +77,11 @@ impl Agents {
                 address,
                 RELAY,
                 "4.2.0",
-                format!("cannot update mailbox {}: {}", mailbox.path().display(), ironpost_conf::io_reason(&e)),
+                format!(
+                    "cannot update mailbox {}: {}",
+                    mailbox.path().display(),
+                    ironpost_conf::io_reason(&e)
+                ),
             ),
         }
     }
@@ -70,10 +91,25 @@ impl Agents {
         let id = |maps: &crate::maps::MapList, what: &str| -> Result<u32, Box<Outcome>> {
             match maps.find_address(address, &self.recipient_delimiter, false) {
                 Ok(Some(f)) => f.value.trim().parse::<u32>().map_err(|_| {
-                    Box::new(Outcome::failed(address, RELAY, "4.3.5", format!("bad {what} \"{}\"", f.value)))
+                    Box::new(Outcome::failed(
+                        address,
+                        RELAY,
+                        "4.3.5",
+                        format!("bad {what} \"{}\"", f.value),
+                    ))
                 }),
-                Ok(None) => Err(Box::new(Outcome::failed(address, RELAY, "4.3.5", format!("no {what} for {address}")))),
-                Err(e) => Err(Box::new(Outcome::failed(address, RELAY, "4.3.0", e.to_string()))),
+                Ok(None) => Err(Box::new(Outcome::failed(
+                    address,
+                    RELAY,
+                    "4.3.5",
+                    format!("no {what} for {address}"),
+                ))),
+                Err(e) => Err(Box::new(Outcome::failed(
+                    address,
+                    RELAY,
+                    "4.3.0",
+                    e.to_string(),
+                ))),
             }
         };
         let uid = id(&self.virtual_uid_maps, "virtual_uid_maps user ID")?;
@@ -83,7 +119,10 @@ impl Agents {
                 address,
                 RELAY,
                 "4.3.5",
-                format!("user ID {uid} is below virtual_minimum_uid {}", self.virtual_minimum_uid),
+                format!(
+                    "user ID {uid} is below virtual_minimum_uid {}",
+                    self.virtual_minimum_uid
+                ),
             )));
         }
         Ok((uid, gid))

@@ -750,10 +750,11 @@ impl Policy {
     }
 
     fn access_client(&self, table: &MapList, f: &Facts<'_>) -> Result<Option<String>, LookupError> {
-        if f.client_name != "unknown" && !f.client_name.is_empty() {
-            if let Some(v) = self.access_domain(table, f.client_name)? {
-                return Ok(Some(v));
-            }
+        if f.client_name != "unknown"
+            && !f.client_name.is_empty()
+            && let Some(v) = self.access_domain(table, f.client_name)?
+        {
+            return Ok(Some(v));
         }
         match f.client_addr {
             Some(ip) => table.find_ip(ip),
@@ -769,10 +770,10 @@ impl Policy {
         }
         let mut rest = domain;
         while let Some((_, parent)) = rest.split_once('.') {
-            if self.parent_matches_access {
-                if let Some(v) = table.find(parent)? {
-                    return Ok(Some(v));
-                }
+            if self.parent_matches_access
+                && let Some(v) = table.find(parent)?
+            {
+                return Ok(Some(v));
             }
             if let Some(v) = table.find(&format!(".{parent}"))? {
                 return Ok(Some(v));
@@ -797,23 +798,23 @@ impl Policy {
             None => (address, None),
         };
         let (user, ext) = split_extension(local, &self.recipient_delimiter);
-        if let (Some(_), Some(d)) = (ext, domain) {
-            if let Some(v) = table.find(&format!("{user}@{d}"))? {
-                return Ok(Some(v));
-            }
+        if let (Some(_), Some(d)) = (ext, domain)
+            && let Some(v) = table.find(&format!("{user}@{d}"))?
+        {
+            return Ok(Some(v));
         }
-        if let Some(d) = domain {
-            if let Some(v) = self.access_domain(table, d.trim_end_matches('.'))? {
-                return Ok(Some(v));
-            }
+        if let Some(d) = domain
+            && let Some(v) = self.access_domain(table, d.trim_end_matches('.'))?
+        {
+            return Ok(Some(v));
         }
         if let Some(v) = table.find(&format!("{local}@"))? {
             return Ok(Some(v));
         }
-        if ext.is_some() {
-            if let Some(v) = table.find(&format!("{user}@"))? {
-                return Ok(Some(v));
-            }
+        if ext.is_some()
+            && let Some(v) = table.find(&format!("{user}@"))?
+        {
+            return Ok(Some(v));
         }
         Ok(None)
     }

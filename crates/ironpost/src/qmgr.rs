@@ -1,0 +1,606 @@
+//! The queue manager: takes messages from `incoming/` and, when they are
+//! due, from `deferred/`, delivers each pending recipient, and then removes
+//! the message, or defers it with backoff, or returns it to its sender.
+//!
+//! - A recipient that was delivered (or bounced) is marked done in the
+//!   queue file before anything else happens, so a crash repeats at most
+//!   the delivery under way, never the finished ones.
+//! - A deferred message waits `clamp(age, minimal_backoff_time,
+//!   maximal_backoff_time)` before its next attempt (so the waits double);
+//!   the time is the queue file's mtime, as in Postfix.
+//! - After maximal_queue_lifetime (bounce_queue_lifetime for messages from
+//!   `<>`) the remaining recipients are returned to the sender as expired.
+//! - Failed recipients are reported to the sender in one RFC 3464
+//!   notification, honouring NOTIFY and RET; never to the null sender.
+//! - At start, messages left in `active/` by a crash go back to `incoming/`.
+//!
+//! Mail for remote domains is deferred: delivery to other hosts is not
+//! implemented yet.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use ironpost_conf::{ConfError, Config, params};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::bounce;
+use crate::local::{Agents, Delivered, Message, Outcome, Status};
+use crate::maillog::MailLog;
+use crate::queue::{Envelope, Queue, QueueId, QueueName, Recipient};
+use crate::resolve::{AddressClass, Resolver};
+
+/// The queue manager's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub minimal_backoff: Duration,
+    pub maximal_backoff: Duration,
+    pub queue_run_delay: Duration,
+    pub maximal_queue_lifetime: Duration,
+    pub bounce_queue_lifetime: Duration,
+    pub myhostname: String,
+    pub myorigin: String,
+    pub syslog_name: String,
+    /// Deliveries run at once.
+    pub concurrency: usize,
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Result<Settings, ConfError> {
+        Ok(Settings {
+            minimal_backoff: cfg.get_time(params::MINIMAL_BACKOFF_TIME)?,
+            maximal_backoff: cfg.get_time(params::MAXIMAL_BACKOFF_TIME)?,
+            queue_run_delay: cfg.get_time(params::QUEUE_RUN_DELAY)?,
+            maximal_queue_lifetime: cfg.get_time(params::MAXIMAL_QUEUE_LIFETIME)?,
+            bounce_queue_lifetime: cfg.get_time(params::BOUNCE_QUEUE_LIFETIME)?,
+            myhostname: cfg.get_str(params::MYHOSTNAME)?.trim().to_string(),
+            myorigin: cfg.get_str(params::MYORIGIN)?.trim().to_string(),
+            syslog_name: cfg.get_str(params::SYSLOG_NAME)?.trim().to_string(),
+            concurrency: 20,
+        })
+    }
+}
+
+/// What delivery needs; replaced as a whole on reload.
+#[derive(Debug)]
+pub struct Runtime {
+    pub settings: Settings,
+    pub resolver: Arc<Resolver>,
+    pub agents: Agents,
+}
+
+/// The queue manager, shared by the server's tasks.
+pub struct Qmgr {
+    queue: Queue,
+    log: Arc<MailLog>,
+    runtime: Mutex<Arc<Runtime>>,
+    wake: Notify,
+    /// A flush request: deferred messages are due now.
+    flush: Mutex<bool>,
+    in_flight: Mutex<HashSet<QueueId>>,
+}
+
+impl std::fmt::Debug for Qmgr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qmgr").finish_non_exhaustive()
+    }
+}
+
+/// Postfix's way of writing delays: `0`, `0.01`, `1.2`, `37`.
+pub fn format_delay(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 0.005 {
+        "0".to_string()
+    } else if s < 1.0 {
+        format!("{:.2}", s)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else if s < 10.0 {
+        format!("{:.1}", s)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        format!("{}", s.round() as u64)
+    }
+}
+
+impl Qmgr {
+    pub fn new(queue: Queue, log: Arc<MailLog>, runtime: Arc<Runtime>) -> Arc<Qmgr> {
+        Arc::new(Qmgr {
+            queue,
+            log,
+            runtime: Mutex::new(runtime),
+            wake: Notify::new(),
+            flush: Mutex::new(false),
+            in_flight: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Replaces the settings (reload).
+    pub fn set_runtime(&self, rt: Arc<Runtime>) {
+        *self.runtime.lock().unwrap_or_else(|p| p.into_inner()) = rt;
+    }
+
+    fn rt(&self) -> Arc<Runtime> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// New mail is in `incoming/`.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// `postqueue -f`: every deferred message is due now.
+    pub fn flush(&self) {
+        *self.flush.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.wake.notify_one();
+    }
+
+    fn log(&self, program: &str, text: &str) {
+        let rt = self.rt();
+        self.log
+            .log(&format!("{}/{program}", rt.settings.syslog_name), text);
+    }
+
+    /// Puts messages a crash left in `active/` back into `incoming/`, and
+    /// removes files that were never finished (never acknowledged).
+    pub fn recover(&self) -> io::Result<()> {
+        for id in self.queue.list(QueueName::Active)? {
+            self.queue
+                .move_to(&id, QueueName::Active, QueueName::Incoming)?;
+        }
+        for id in self.queue.list(QueueName::Incoming)? {
+            if let Err(e) = self.queue.read(QueueName::Incoming, &id)
+                && e.kind() == io::ErrorKind::InvalidData
+            {
+                // Incomplete: the client never got a 250 for it.
+                let age = std::fs::metadata(self.queue.path(QueueName::Incoming, &id))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .unwrap_or_default();
+                if age > Duration::from_secs(2) {
+                    let _ = self.queue.remove(QueueName::Incoming, &id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs forever: scans the queues and delivers.
+    pub async fn run(self: Arc<Self>) {
+        let rt = self.rt();
+        let limit = Arc::new(Semaphore::new(rt.settings.concurrency.max(1)));
+        loop {
+            let flush = std::mem::take(&mut *self.flush.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut next_due: Option<SystemTime> = None;
+            let mut todo: Vec<(QueueId, QueueName)> = Vec::new();
+            if let Ok(ids) = self.queue.list(QueueName::Incoming) {
+                todo.extend(ids.into_iter().map(|id| (id, QueueName::Incoming)));
+            }
+            if let Ok(ids) = self.queue.list(QueueName::Deferred) {
+                let now = SystemTime::now();
+                for id in ids {
+                    let due = std::fs::metadata(self.queue.path(QueueName::Deferred, &id))
+                        .and_then(|m| m.modified())
+                        .unwrap_or(now);
+                    if flush || due <= now {
+                        todo.push((id, QueueName::Deferred));
+                    } else {
+                        next_due = Some(next_due.map_or(due, |n: SystemTime| n.min(due)));
+                    }
+                }
+            }
+            for (id, from) in todo {
+                {
+                    let mut busy = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    if !busy.insert(id.clone()) {
+                        continue;
+                    }
+                }
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    return;
+                };
+                let me = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    me.deliver_message(&id, from);
+                    me.in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    drop(permit);
+                });
+            }
+            let rt = self.rt();
+            let mut wait = rt.settings.queue_run_delay;
+            if let Some(due) = next_due {
+                let until = due
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                wait = wait.min(until);
+            }
+            let wait = wait.max(Duration::from_millis(50));
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Delivers one message (blocking: file I/O, fsync, local delivery).
+    pub fn deliver_message(&self, id: &QueueId, from: QueueName) {
+        let rt = self.rt();
+        if self.queue.move_to(id, from, QueueName::Active).is_err() {
+            return;
+        }
+        let entered_active = SystemTime::now();
+        let mut qf = match self.queue.read(QueueName::Active, id) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                self.log("qmgr", &format!("warning: {e}; moved to the corrupt queue"));
+                let _ = self
+                    .queue
+                    .move_to(id, QueueName::Active, QueueName::Corrupt);
+                return;
+            }
+            Err(e) => {
+                self.log("qmgr", &format!("warning: {id}: {e}"));
+                let _ = self
+                    .queue
+                    .move_to(id, QueueName::Active, QueueName::Deferred);
+                return;
+            }
+        };
+        let env = qf.envelope.clone();
+        let pending: Vec<usize> = (0..env.recipients.len())
+            .filter(|&i| !env.recipients[i].done)
+            .collect();
+        self.log(
+            "qmgr",
+            &format!(
+                "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
+                env.sender,
+                qf.content_len(),
+                env.recipients.len()
+            ),
+        );
+        let content = match qf.read_content() {
+            Ok(c) => c,
+            Err(e) => {
+                self.log("qmgr", &format!("warning: {id}: read: {e}"));
+                let _ = self.defer(id, &env, &[]);
+                return;
+            }
+        };
+        let age = env.arrival.elapsed().unwrap_or_default();
+        let lifetime = if env.sender.is_empty() {
+            rt.settings.bounce_queue_lifetime
+        } else {
+            rt.settings.maximal_queue_lifetime
+        };
+        let expired = age > lifetime;
+        let msg = Message {
+            queue_id: id.as_str(),
+            sender: &env.sender,
+            content: &content,
+            arrival: env.arrival,
+        };
+        let mut failed: Vec<bounce::Failed> = Vec::new();
+        let mut deferred: Vec<(String, String)> = Vec::new();
+        for &i in &pending {
+            let r = &env.recipients[i];
+            let started = Instant::now();
+            let result = if expired {
+                let reason = deferred_reason(&self.queue, id, &r.address)
+                    .unwrap_or_else(|| "delivery temporarily suspended".to_string());
+                Delivered {
+                    outcomes: vec![Outcome {
+                        to: r.address.clone(),
+                        status: Status::Bounced,
+                        dsn: "4.4.7".into(),
+                        text: format!("message expired: {reason}"),
+                        relay: "none",
+                    }],
+                    forward: Vec::new(),
+                }
+            } else {
+                self.deliver_recipient(&rt, &msg, r)
+            };
+            let elapsed = started.elapsed();
+            let mut any_deferred = false;
+            let mut outcomes = result.outcomes;
+            if !result.forward.is_empty() {
+                outcomes.extend(self.forward(&rt, &msg, r, &result.forward));
+            }
+            for o in &outcomes {
+                let orig = if r.original != o.to {
+                    format!(", orig_to=<{}>", r.original)
+                } else {
+                    String::new()
+                };
+                let a = entered_active
+                    .duration_since(env.arrival)
+                    .unwrap_or_default();
+                let total = env.arrival.elapsed().unwrap_or_default();
+                let b = total.saturating_sub(a).saturating_sub(elapsed);
+                let status = match o.status {
+                    Status::Sent => "sent",
+                    Status::Deferred => "deferred",
+                    Status::Bounced if expired => "expired, returned to sender",
+                    Status::Bounced => "bounced",
+                };
+                self.log(
+                    o.relay_program(),
+                    &format!(
+                        "{id}: to=<{}>{orig}, relay={}, delay={}, delays={}/{}/0/{}, dsn={}, status={status} ({})",
+                        o.to,
+                        o.relay,
+                        format_delay(total),
+                        format_delay(a),
+                        format_delay(b),
+                        format_delay(elapsed),
+                        o.dsn,
+                        o.text
+                    ),
+                );
+                match o.status {
+                    Status::Deferred => {
+                        any_deferred = true;
+                        deferred.push((r.address.clone(), o.text.clone()));
+                    }
+                    Status::Bounced => {
+                        if wants_failure_notice(r) {
+                            failed.push(bounce::Failed {
+                                address: o.to.clone(),
+                                original: r.orcpt.clone().unwrap_or_else(|| r.original.clone()),
+                                status: o.dsn.replacen('4', "5", 1),
+                                diagnostic: o.text.clone(),
+                            });
+                        }
+                    }
+                    Status::Sent => {}
+                }
+            }
+            if !any_deferred && let Err(e) = qf.mark_done(i) {
+                self.log(
+                    "qmgr",
+                    &format!("warning: {id}: cannot mark recipient done: {e}"),
+                );
+                deferred.push((r.address.clone(), format!("queue file write error: {e}")));
+            }
+        }
+        if !failed.is_empty() {
+            self.notify_sender(&rt, id, &env, &content, &failed);
+        }
+        if qf.all_done() {
+            drop(qf);
+            if self.queue.remove(QueueName::Active, id).is_ok() {
+                self.log("qmgr", &format!("{id}: removed"));
+            }
+        } else {
+            drop(qf);
+            let _ = self.defer(id, &env, &deferred);
+        }
+    }
+
+    fn deliver_recipient(&self, rt: &Runtime, msg: &Message<'_>, r: &Recipient) -> Delivered {
+        let single = |o: Outcome| Delivered {
+            outcomes: vec![o],
+            forward: Vec::new(),
+        };
+        let resolved = match rt.resolver.resolve(&r.address) {
+            Ok(Some(res)) => res,
+            Ok(None) => {
+                return single(Outcome {
+                    to: r.address.clone(),
+                    status: Status::Bounced,
+                    dsn: "5.1.3".into(),
+                    text: "bad address syntax".into(),
+                    relay: "none",
+                });
+            }
+            Err(e) => {
+                return single(Outcome {
+                    to: r.address.clone(),
+                    status: Status::Deferred,
+                    dsn: "4.3.0".into(),
+                    text: e.to_string(),
+                    relay: "none",
+                });
+            }
+        };
+        match resolved.class {
+            AddressClass::Local if !resolved.routed => {
+                rt.agents.deliver_local(msg, &resolved.address, &r.original)
+            }
+            AddressClass::VirtualMailbox if !resolved.routed => single(rt.agents.deliver_virtual(
+                msg,
+                &resolved.address,
+                &r.original,
+            )),
+            AddressClass::VirtualAlias => single(Outcome {
+                to: resolved.address,
+                status: Status::Bounced,
+                dsn: "5.1.1".into(),
+                text: "User unknown in virtual alias table".into(),
+                relay: "none",
+            }),
+            _ => single(Outcome {
+                to: resolved.address,
+                status: Status::Deferred,
+                dsn: "4.4.1".into(),
+                text: "delivery to other hosts is not available in this version of ironpost".into(),
+                relay: "none",
+            }),
+        }
+    }
+
+    /// Queues one new message for the non-local addresses an alias or
+    /// .forward file named, and reports `forwarded as ID` for each.
+    fn forward(
+        &self,
+        rt: &Runtime,
+        msg: &Message<'_>,
+        r: &Recipient,
+        to: &[String],
+    ) -> Vec<Outcome> {
+        let mut content = format!("Delivered-To: {}\r\n", r.address).into_bytes();
+        content.extend_from_slice(msg.content);
+        let recipients: Vec<Recipient> = to
+            .iter()
+            .map(|a| Recipient {
+                original: r.original.clone(),
+                ..Recipient::new(a)
+            })
+            .collect();
+        let mut env = Envelope::new(msg.sender, recipients);
+        env.arrival = msg.arrival;
+        let result = self.queue.enqueue(&env, &content);
+        let _ = rt;
+        to.iter()
+            .map(|a| match &result {
+                Ok(new_id) => Outcome {
+                    to: a.clone(),
+                    status: Status::Sent,
+                    dsn: "2.0.0".into(),
+                    text: format!("forwarded as {new_id}"),
+                    relay: "local",
+                },
+                Err(e) => Outcome {
+                    to: a.clone(),
+                    status: Status::Deferred,
+                    dsn: "4.3.0".into(),
+                    text: format!("cannot queue forwarded message: {e}"),
+                    relay: "local",
+                },
+            })
+            .collect()
+    }
+
+    /// Sends the failure notification to the sender (never to `<>`).
+    fn notify_sender(
+        &self,
+        rt: &Runtime,
+        id: &QueueId,
+        env: &Envelope,
+        content: &[u8],
+        failed: &[bounce::Failed],
+    ) {
+        if env.sender.is_empty() {
+            self.log(
+                "bounce",
+                &format!("{id}: undeliverable bounce from <>: discarded"),
+            );
+            return;
+        }
+        let now = chrono::Local::now().fixed_offset();
+        let arrival: chrono::DateTime<chrono::Local> = env.arrival.into();
+        // The new message's ID is its file name, known only once written;
+        // the notification names the original's ID, which is what matters.
+        let report = bounce::Report {
+            kind: bounce::Kind::Failure,
+            queue_id: id.as_str(),
+            sender: &env.sender,
+            envid: env.attr("envid"),
+            headers_only: env.attr("ret") == Some("HDRS"),
+            arrival: arrival.fixed_offset(),
+            now,
+            myhostname: &rt.settings.myhostname,
+            origin: &rt.settings.myorigin,
+            new_id: id.as_str(),
+            recipients: failed,
+            message: content,
+        };
+        let body = bounce::build(&report);
+        let benv = Envelope::new("", vec![Recipient::new(&env.sender)]);
+        match self.queue.enqueue(&benv, &body) {
+            Ok(new_id) => {
+                self.log(
+                    "bounce",
+                    &format!("{id}: sender non-delivery notification: {new_id}"),
+                );
+                self.wake();
+            }
+            Err(e) => self.log(
+                "bounce",
+                &format!("warning: {id}: cannot queue the non-delivery notification: {e}"),
+            ),
+        }
+    }
+
+    /// Moves a message to `deferred/` with its next attempt time and the
+    /// reasons for mailq.
+    fn defer(&self, id: &QueueId, env: &Envelope, reasons: &[(String, String)]) -> io::Result<()> {
+        let rt = self.rt();
+        let mut log = String::new();
+        for (rcpt, why) in reasons {
+            log.push_str(&format!("{rcpt}\t{}\n", why.replace('\n', " ")));
+        }
+        std::fs::write(self.queue.defer_log(id), log)?;
+        self.queue
+            .move_to(id, QueueName::Active, QueueName::Deferred)?;
+        let age = env.arrival.elapsed().unwrap_or_default();
+        let backoff = age
+            .max(rt.settings.minimal_backoff)
+            .min(rt.settings.maximal_backoff);
+        self.queue
+            .set_next_attempt(QueueName::Deferred, id, SystemTime::now() + backoff)
+    }
+}
+
+impl Outcome {
+    fn relay_program(&self) -> &'static str {
+        match self.relay {
+            "virtual" => "virtual",
+            "local" => "local",
+            _ => "qmgr",
+        }
+    }
+}
+
+/// Whether the sender asked to hear about failures for this recipient
+/// (RFC 3461 NOTIFY; failures are reported when NOTIFY is absent).
+fn wants_failure_notice(r: &Recipient) -> bool {
+    match &r.notify {
+        None => true,
+        Some(n) => n
+            .split(',')
+            .any(|w| w.trim().eq_ignore_ascii_case("FAILURE")),
+    }
+}
+
+/// The last reason a recipient was deferred (from the defer log).
+pub fn deferred_reason(queue: &Queue, id: &QueueId, rcpt: &str) -> Option<String> {
+    let text = std::fs::read_to_string(queue.defer_log(id)).ok()?;
+    text.lines().find_map(|l| {
+        let (r, why) = l.split_once('\t')?;
+        (r == rcpt).then(|| why.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_are_written_as_postfix_writes_them() {
+        for (ms, want) in [
+            (0, "0"),
+            (4, "0"),
+            (10, "0.01"),
+            (250, "0.25"),
+            (100, "0.1"),
+            (1200, "1.2"),
+            (3000, "3"),
+            (37_400, "37"),
+        ] {
+            assert_eq!(format_delay(Duration::from_millis(ms)), want, "{ms} ms");
+        }
+    }
+}
