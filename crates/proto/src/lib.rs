@@ -4,4 +4,7 @@
 //! return a command, "need more bytes", or an error naming the fault; they
 //! never touch a socket, so they can be fuzzed and re-fed in chunks.
 //!
-//! Nothing is here yet: the SMTP issue brings the first parser.
+//! ## Layout
+//! - [`smtp`]: SMTP commands, addresses, replies and the DATA stream.
+
+pub mod smtp;

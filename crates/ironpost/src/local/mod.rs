@@ -202,7 +202,7 @@ impl Agents {
             return;
         }
         let (local_part, _) = crate::resolve::split_address(address);
-        let local_part = crate::resolve::unquote_local(local_part).to_lowercase();
+        let local_part = aliases::fold_case(&crate::resolve::unquote_local(local_part));
         if !seen.insert(local_part.clone()) {
             // An alias that comes back to itself: the user already got it
             // or is being delivered to; nothing more to do.
@@ -286,9 +286,11 @@ impl Agents {
                 return;
             }
         };
-        // ~/.forward, when it belongs to the user.
+        // ~/.forward, when it belongs to the user. An empty one is as none:
+        // the mail goes to the mailbox (Postfix's local(8) does the same).
         if let Some(targets) = self.forward_file(&account) {
             match targets {
+                Ok(targets) if targets.is_empty() => {}
                 Ok(targets) => {
                     self.expand(
                         msg,
