@@ -117,10 +117,14 @@ params! {
         "The table type that postmap, postalias and newaliases use for a name without a type.";
     DEFAULT_PRIVS = "default_privs", Kind::Str, T("nobody"),
         "The account that commands and files named in aliases run as.";
+    DEFAULT_PROCESS_LIMIT = "default_process_limit", Kind::Int { min: 1, max: i64::MAX }, T("100"),
+        "The most simultaneous sessions of a service when its master.cf maxproc field is -.";
     DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
         "The SMTP reply code for the defer restriction.";
     DISABLE_VRFY_COMMAND = "disable_vrfy_command", Kind::Bool, T("no"),
         "Disable the SMTP VRFY command, which tells a client whether an address exists.";
+    FAST_FLUSH_DOMAINS = "fast_flush_domains", Kind::List, T("$relay_domains"),
+        "The domains for which a client may ask for deferred mail to be sent at once with ETRN.";
     HEADER_SIZE_LIMIT = "header_size_limit", Kind::Size, T("102400"),
         "The largest header section kept, in bytes; header lines beyond it are dropped.";
     HOME_MAILBOX = "home_mailbox", Kind::Str, T(""),
@@ -168,6 +172,8 @@ params! {
     PARENT_DOMAIN_MATCHES_SUBDOMAINS = "parent_domain_matches_subdomains", Kind::List,
         T("debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps"),
         "Features where the pattern example.com also matches subdomains (elsewhere .example.com is needed).";
+    PROCESS_ID_DIRECTORY = "process_id_directory", Kind::Path, T("pid"),
+        "Where the daemon's PID file (master.pid) is kept, relative to queue_directory.";
     QUEUE_DIRECTORY = "queue_directory", Kind::Path, T("/var/spool/ironpost"),
         "The directory of the mail queue.";
     QUEUE_RUN_DELAY = "queue_run_delay", Kind::Time { unit: 's' }, T("300s"),
@@ -186,10 +192,24 @@ params! {
         "The next-hop host for mail to remote domains; empty means direct delivery by MX lookup.";
     SMTPD_BANNER = "smtpd_banner", Kind::Str, T("$myhostname ESMTP $mail_name"),
         "The text that follows 220 in the SMTP greeting.";
+    SMTPD_CLIENT_CONNECTION_COUNT_LIMIT = "smtpd_client_connection_count_limit", Kind::Int { min: 0, max: i64::MAX }, T("50"),
+        "The most simultaneous connections one client address may have (0: no limit); clients in mynetworks are exempt.";
     SMTPD_CLIENT_RESTRICTIONS = "smtpd_client_restrictions", Kind::List, T(""),
         "Restrictions on the client's address and name, checked at RCPT time.";
     SMTPD_DATA_RESTRICTIONS = "smtpd_data_restrictions", Kind::List, T(""),
         "Restrictions checked when the client sends DATA.";
+    SMTPD_DATA_TIMEOUT = "smtpd_data_timeout", Kind::Time { unit: 's' }, T("1h"),
+        "The longest time one DATA or BDAT transfer may take in all, however fast the client keeps sending.";
+    SMTPD_DISCARD_EHLO_KEYWORDS = "smtpd_discard_ehlo_keywords", Kind::List, T(""),
+        "EHLO keywords not to announce (and the commands and parameters not to accept), for example chunking, dsn, smtputf8.";
+    SMTPD_ERROR_SLEEP_TIME = "smtpd_error_sleep_time", Kind::Time { unit: 's' }, T("1s"),
+        "The pause before each error reply once a client has made smtpd_soft_error_limit errors.";
+    SMTPD_FORBID_BARE_NEWLINE = "smtpd_forbid_bare_newline", Kind::Enum(&["normalize", "yes", "reject"]), T("normalize"),
+        "A bare LF in SMTP input: normalize (or yes) treats it as CRLF; reject refuses the message. DATA always ends only at CRLF.CRLF.";
+    SMTPD_HARD_ERROR_LIMIT = "smtpd_hard_error_limit", Kind::Int { min: 1, max: i64::MAX }, T("20"),
+        "The number of errors an SMTP client may make before the server disconnects.";
+    SMTPD_HELO_REQUIRED = "smtpd_helo_required", Kind::Bool, T("no"),
+        "Require HELO or EHLO before MAIL FROM.";
     SMTPD_HELO_RESTRICTIONS = "smtpd_helo_restrictions", Kind::List, T(""),
         "Restrictions on the HELO/EHLO name, checked at RCPT time.";
     SMTPD_RECIPIENT_LIMIT = "smtpd_recipient_limit", Kind::Int { min: 1, max: i64::MAX }, T("1000"),
@@ -204,6 +224,8 @@ params! {
         "Restrictions that decide who may send mail to other domains through this server, checked at RCPT time.";
     SMTPD_SENDER_RESTRICTIONS = "smtpd_sender_restrictions", Kind::List, T(""),
         "Restrictions on the envelope sender, checked at RCPT time.";
+    SMTPD_SOFT_ERROR_LIMIT = "smtpd_soft_error_limit", Kind::Int { min: 1, max: i64::MAX }, T("10"),
+        "The number of errors after which the server pauses smtpd_error_sleep_time before each reply.";
     SMTPD_TIMEOUT = "smtpd_timeout", Kind::Time { unit: 's' }, T("300s"),
         "How long the SMTP server waits for a client to send a command or data.";
     SWAP_BANGPATH = "swap_bangpath", Kind::Bool, T("yes"),

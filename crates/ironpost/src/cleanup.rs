@@ -61,7 +61,7 @@ pub enum ReceivedFrom<'a> {
 /// The date in RFC 5322 form, as Postfix writes it:
 /// `Sun, 22 Nov 2026 19:22:52 +0000 (UTC)`.
 pub fn rfc5322_date(t: &DateTime<FixedOffset>) -> String {
-    let base = t.format("%a, %d %b %Y %H:%M:%S %z").to_string();
+    let base = t.format("%a, %e %b %Y %H:%M:%S %z").to_string();
     if t.offset().local_minus_utc() == 0 {
         format!("{base} (UTC)")
     } else {
@@ -372,7 +372,7 @@ mod tests {
             .unwrap()
             .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
             .unwrap();
-        assert_eq!(rfc5322_date(&t), "Fri, 02 Jan 2026 03:04:05 +0100");
+        assert_eq!(rfc5322_date(&t), "Fri,  2 Jan 2026 03:04:05 +0100");
     }
 
     #[test]

@@ -7,13 +7,18 @@
 //! - [`getopt`]: getopt(3) for the Postfix-style flags.
 //! - [`postconf`]: `postconf` (show, edit, check main.cf).
 //! - [`postmap`]: `postmap`, `postalias`, `newaliases`.
+//! - [`daemon`]: `serve`, and `start`/`stop`/`reload`/`status`/`flush`
+//!   (also as `postfix start` ...).
+//! - [`quickstart`]: a self-contained instance in one folder.
 //!
 //! Messages go to stderr as Postfix prints them: `postconf: warning: ...`,
 //! `postmap: fatal: ...` (exit status 1).
 
+pub mod daemon;
 pub mod getopt;
 pub mod postconf;
 pub mod postmap;
+pub mod quickstart;
 
 use std::fmt;
 use std::io::Write;
@@ -24,7 +29,7 @@ use std::sync::OnceLock;
 use ironpost_conf::{ConfError, Config};
 
 /// Postfix-compatible command names this binary answers to.
-pub const COMPAT_COMMANDS: &[&str] = &["newaliases", "postalias", "postconf", "postmap"];
+pub const COMPAT_COMMANDS: &[&str] = &["newaliases", "postalias", "postconf", "postfix", "postmap"];
 
 /// A fatal error: printed as `PROGRAM: fatal: MESSAGE`, exit status 1.
 #[derive(Debug)]
@@ -95,6 +100,22 @@ pub fn run_compat(name: &str, args: &[String]) -> ExitCode {
         "postmap" => postmap::run_postmap(args),
         "postalias" => postmap::run_postalias(args),
         "newaliases" => postmap::run_newaliases(args),
+        "postfix" => {
+            // `postfix [-c DIR] start`: the word may follow the options.
+            let word = args
+                .iter()
+                .enumerate()
+                .find(|(i, a)| !a.starts_with('-') && (*i == 0 || args[i - 1] != "-c"))
+                .map(|(i, _)| i);
+            match word {
+                Some(i) => {
+                    let mut rest = args.to_vec();
+                    let w = rest.remove(i);
+                    daemon::run_control(&w, &rest)
+                }
+                None => Err(Fatal("usage: postfix [-c DIR] start|stop|reload|status|flush|check".into())),
+            }
+        }
         _ => Err(Fatal(format!("unknown command: {name}"))),
     };
     finish(result)
@@ -119,6 +140,10 @@ Commands:
   postalias [-fiqrsdw] [-c DIR] [TYPE:]FILE ...       build or query alias tables
   newaliases [-c DIR]                                rebuild alias_database
   check [-c DIR]                                     check main.cf, as `postfix check`
+  quickstart DIR [--domain D] [--user U] [--port-offset N]
+                                                     make a self-contained instance in DIR
+  serve [-c DIR]                                     run the mail system in the foreground
+  start|stop|reload|status|flush [-c DIR]            control the mail system as a daemon
   compat NAME [ARGS]                                 run a Postfix command by name
   doc parameters                                     the parameter reference (Markdown)
   version                                            print the version
@@ -158,6 +183,21 @@ fn run_ironpost(args: &[String]) -> ExitCode {
             let _ = PROGRAM.set("ironpost".to_string());
             install_diagnostics();
             finish(check(rest))
+        }
+        "serve" => {
+            let _ = PROGRAM.set("ironpost".to_string());
+            install_diagnostics();
+            finish(daemon::run_serve(rest))
+        }
+        "start" | "stop" | "reload" | "status" | "flush" => {
+            let _ = PROGRAM.set("ironpost".to_string());
+            install_diagnostics();
+            finish(daemon::run_control(cmd, rest))
+        }
+        "quickstart" => {
+            let _ = PROGRAM.set("ironpost".to_string());
+            install_diagnostics();
+            finish(quickstart::run_quickstart(rest))
         }
         "doc" => match rest.first().map(String::as_str) {
             Some("parameters") => {
@@ -204,7 +244,7 @@ pub fn load_config(flag: Option<&str>) -> Result<Config, Fatal> {
 
 /// `ironpost check`: every parameter expanded and checked against its type;
 /// each fault printed with file, line and parameter; exit 1 if any.
-fn check(args: &[String]) -> CmdResult {
+pub(crate) fn check(args: &[String]) -> CmdResult {
     let p = getopt::getopt(args, "c:v").map_err(Fatal)?;
     let config = load_config(p.value('c'))?;
     for w in config.warnings() {

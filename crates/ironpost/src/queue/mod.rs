@@ -155,8 +155,19 @@ impl Queue {
         env: &Envelope,
         content: &[u8],
     ) -> io::Result<QueueId> {
+        self.enqueue_with(q, env, |_| std::borrow::Cow::Borrowed(content))
+    }
+
+    /// Like [`Queue::enqueue_into`], for content that names its own queue
+    /// ID (the Received header does): `content` is called with the ID the
+    /// file gets, again if that name turns out to be taken.
+    pub fn enqueue_with<'c>(
+        &self,
+        q: QueueName,
+        env: &Envelope,
+        mut content: impl FnMut(&QueueId) -> std::borrow::Cow<'c, [u8]>,
+    ) -> io::Result<QueueId> {
         let dir = self.dir(q);
-        let bytes = file::encode(env, content);
         for _ in 0..100 {
             let id = QueueId::generate();
             let path = dir.join(id.as_str());
@@ -165,6 +176,7 @@ impl Queue {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             };
+            let bytes = file::encode(env, &content(&id));
             let written = f.write_all(&bytes).and_then(|()| f.sync_all());
             if let Err(e) = written {
                 let _ = fs::remove_file(&path);

@@ -424,6 +424,15 @@ impl Policy {
         Verdict::Permit
     }
 
+    /// VRFY: whether the address exists where we are its final
+    /// destination (Postfix applies only this check to VRFY).
+    pub fn check_vrfy(&self, f: &Facts<'_>) -> Option<CheckReply> {
+        match self.unlisted_recipient(f) {
+            Ok(r) => r,
+            Err(e) => Some(self.temp_failure(e)),
+        }
+    }
+
     /// The DATA restrictions.
     pub fn check_data(&self, f: &Facts<'_>, actions: &mut Actions) -> Verdict {
         match self.run(&self.data, Stage::Data, f, actions) {

@@ -3,5 +3,7 @@
 //!
 //! ## Layout
 //! - [`check`]: access restrictions and the unknown-recipient check.
+//! - [`session`]: one session with a client, from greeting to QUIT.
 
 pub mod check;
+pub mod session;

@@ -1,0 +1,266 @@
+//! `ironpost quickstart DIR`: a self-contained instance under one folder
+//! (configuration, queue, mailboxes, log) that runs without root.
+//!
+//! The demo domain is a virtual mailbox domain (Postfix's virtual(5)), so
+//! its users need no system account; `myorigin = $mydomain`, so `root` and
+//! `jerry` typed in a session become addresses in that domain. With
+//! `--port-offset N` every service listens on 127.0.0.1 at N plus its
+//! standard port (smtp 25 -> N+25).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{CmdResult, Fatal};
+
+const USAGE: &str = "usage: ironpost quickstart DIR [--domain DOMAIN] [--user NAME] [--password SECRET] [--port-offset N] [--force]";
+
+struct Options {
+    dir: PathBuf,
+    domain: String,
+    user: String,
+    password: Option<String>,
+    port_offset: Option<u16>,
+    force: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, Fatal> {
+    let mut dir = None;
+    let mut o = Options {
+        dir: PathBuf::new(),
+        domain: "example.test".into(),
+        user: "jerry".into(),
+        password: None,
+        port_offset: None,
+        force: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (key, inline) = match a.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, Fatal> {
+            match inline.clone().or_else(|| it.next().cloned()) {
+                Some(v) => Ok(v),
+                None => Err(Fatal(format!("quickstart: {name} needs a value\n{USAGE}"))),
+            }
+        };
+        match key {
+            "--domain" => o.domain = value("--domain")?.to_ascii_lowercase(),
+            "--user" => o.user = value("--user")?,
+            "--password" => o.password = Some(value("--password")?),
+            "--port-offset" => {
+                let v = value("--port-offset")?;
+                o.port_offset = Some(v.parse().map_err(|_| {
+                    Fatal(format!("quickstart: --port-offset: \"{v}\" is not a number from 0 to 64000"))
+                })?);
+            }
+            "--force" => o.force = true,
+            k if k.starts_with('-') => {
+                return Err(Fatal(format!("quickstart: unknown option \"{k}\"\n{USAGE}")));
+            }
+            _ if dir.is_none() => dir = Some(PathBuf::from(a)),
+            _ => return Err(Fatal(format!("quickstart: unexpected argument \"{a}\"\n{USAGE}"))),
+        }
+    }
+    o.dir = dir.ok_or_else(|| Fatal(format!("quickstart: which directory?\n{USAGE}")))?;
+    if !ironpost_proto::smtp::address::valid_domain(&o.domain) || !o.domain.contains('.') {
+        return Err(Fatal(format!(
+            "quickstart: --domain: \"{}\" is not a domain name",
+            o.domain
+        )));
+    }
+    if o.user.is_empty()
+        || !o
+            .user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(Fatal(format!(
+            "quickstart: --user: \"{}\" must be letters, digits, '.', '_' or '-'",
+            o.user
+        )));
+    }
+    if let Some(off) = o.port_offset
+        && off > 64000
+    {
+        return Err(Fatal("quickstart: --port-offset must be at most 64000".into()));
+    }
+    Ok(o)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Fatal> {
+    std::fs::write(path, text)
+        .map_err(|e| Fatal(format!("write {}: {}", path.display(), ironpost_conf::io_reason(&e))))
+}
+
+/// The master.cf of the instance.
+fn master_cf(offset: Option<u16>) -> String {
+    let name = |service: &str, port: u16| match offset {
+        Some(n) => format!("127.0.0.1:{}", n + port),
+        None => service.to_string(),
+    };
+    let mut s = String::from(
+        "# master.cf: the services, in Postfix's format (master(5)).\n\
+         # service      type  private unpriv  chroot  wakeup  maxproc command + args\n",
+    );
+    s.push_str(&format!(
+        "{:<14} inet  n       -       n       -       -       smtpd\n",
+        name("smtp", 25)
+    ));
+    s.push_str(
+        "# These need TLS and authentication, which this version does not have yet:\n",
+    );
+    s.push_str(&format!(
+        "#{:<13} inet  n       -       n       -       -       smtpd\n#  -o smtpd_tls_security_level=encrypt\n#  -o smtpd_sasl_auth_enable=yes\n#  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n",
+        name("submission", 587)
+    ));
+    s.push_str(&format!(
+        "#{:<13} inet  n       -       n       -       -       smtpd\n#  -o smtpd_tls_wrappermode=yes\n#  -o smtpd_sasl_auth_enable=yes\n",
+        name("smtps", 465)
+    ));
+    s.push_str(&format!(
+        "# POP3 and IMAP: {} and {} (not in this version)\n",
+        name("pop3", 110),
+        name("imap", 143)
+    ));
+    s
+}
+
+pub fn run_quickstart(args: &[String]) -> CmdResult {
+    let o = parse(args)?;
+    let dir = if o.dir.is_absolute() {
+        o.dir.clone()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Fatal(format!("cannot find the current directory: {e}")))?
+            .join(&o.dir)
+    };
+    // `./demo` is written as `/current/demo` in the configuration.
+    let dir: PathBuf = dir
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    let etc = dir.join("etc");
+    if etc.join("main.cf").exists() && !o.force {
+        return Err(Fatal(format!(
+            "{} exists; not overwriting it (use --force to start afresh)",
+            etc.join("main.cf").display()
+        )));
+    }
+    for sub in ["etc", "spool", "data", "log", "mail", "vmail"] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p)
+            .map_err(|e| Fatal(format!("create {}: {}", p.display(), ironpost_conf::io_reason(&e))))?;
+    }
+    let d = dir.display().to_string();
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let (domain, user) = (&o.domain, &o.user);
+    let interfaces = if o.port_offset.is_some() {
+        "127.0.0.1"
+    } else {
+        "all"
+    };
+    let main_cf = format!(
+        "# main.cf of an ironpost instance made by `ironpost quickstart`.\n\
+         # Postfix syntax; `ironpost postconf -n -c {d}/etc` shows what is set.\n\
+         \n\
+         myhostname = mail.{domain}\n\
+         mydomain = {domain}\n\
+         myorigin = $mydomain\n\
+         # {domain} is a virtual mailbox domain (below), so it is not listed here.\n\
+         mydestination = localhost\n\
+         inet_interfaces = {interfaces}\n\
+         \n\
+         # Everything of this instance lives under {d}.\n\
+         queue_directory = {d}/spool\n\
+         data_directory = {d}/data\n\
+         maillog_file = {d}/log/maillog\n\
+         mail_spool_directory = {d}/mail\n\
+         alias_maps = hash:{d}/etc/aliases\n\
+         alias_database = hash:{d}/etc/aliases\n\
+         \n\
+         # Virtual mailboxes: one Maildir per user under virtual_mailbox_base.\n\
+         virtual_mailbox_domains = {domain}\n\
+         virtual_mailbox_base = {d}/vmail\n\
+         virtual_mailbox_maps = hash:{d}/etc/vmailbox\n\
+         virtual_alias_maps = hash:{d}/etc/virtual\n\
+         virtual_uid_maps = static:{uid}\n\
+         virtual_gid_maps = static:{gid}\n\
+         virtual_minimum_uid = {}\n",
+        uid.min(100)
+    );
+    write(&etc.join("main.cf"), &main_cf)?;
+    write(&etc.join("master.cf"), &master_cf(o.port_offset))?;
+    write(
+        &etc.join("aliases"),
+        "# aliases(5): run `ironpost newaliases -c DIR/etc` after a change.\n\
+         postmaster: root\n\
+         MAILER-DAEMON: postmaster\n\
+         abuse: postmaster\n",
+    )?;
+    write(
+        &etc.join("vmailbox"),
+        &format!(
+            "# virtual(5) mailboxes: address, then the Maildir under virtual_mailbox_base\n\
+             # (a trailing / means Maildir). Run `ironpost postmap -c DIR/etc vmailbox` after a change.\n\
+             {user}@{domain}\t{domain}/{user}/\n"
+        ),
+    )?;
+    write(
+        &etc.join("virtual"),
+        &format!(
+            "# virtual(5) aliases. Run `ironpost postmap -c DIR/etc virtual` after a change.\n\
+             postmaster@{domain}\t{user}@{domain}\n\
+             abuse@{domain}\t{user}@{domain}\n\
+             root@{domain}\t{user}@{domain}\n"
+        ),
+    )?;
+    let c = etc.display().to_string();
+    for (tool, file) in [
+        ("postalias", "aliases"),
+        ("postmap", "vmailbox"),
+        ("postmap", "virtual"),
+    ] {
+        let args = vec![
+            "-c".to_string(),
+            c.clone(),
+            format!("hash:{}", etc.join(file).display()),
+        ];
+        let r = if tool == "postalias" {
+            super::postmap::run_postalias(&args)
+        } else {
+            super::postmap::run_postmap(&args)
+        }?;
+        if r != ExitCode::SUCCESS {
+            return Err(Fatal(format!("{tool} {file} failed")));
+        }
+    }
+    let smtp = match o.port_offset {
+        Some(n) => format!("127.0.0.1 {}", n + 25),
+        None => "localhost 25".to_string(),
+    };
+    println!("ironpost: a new instance is in {d}");
+    println!("  configuration  {d}/etc (main.cf, master.cf, aliases, vmailbox, virtual)");
+    println!("  queue          {d}/spool");
+    println!("  mailboxes      {d}/vmail/{domain}/{user}/ (Maildir)");
+    println!("  mail log       {d}/log/maillog");
+    println!();
+    println!("Run it in the foreground:   ironpost serve -c {d}/etc");
+    println!("or as a daemon:             ironpost start -c {d}/etc   (stop, reload, status)");
+    println!("Then send {user}@{domain} a message:   telnet {smtp}");
+    if o.password.is_some() {
+        println!();
+        println!(
+            "Note: password logins (SMTP AUTH, POP3, IMAP) are not in this version; the password was not stored."
+        );
+    }
+    if o.port_offset.is_none() && !crate::sysuser::running_as_root() {
+        println!();
+        println!(
+            "Note: without --port-offset the services use the standard ports (25), which need root."
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,917 @@
+//! One SMTP session (RFC 5321) with one client, as Postfix's smtpd holds
+//! it: the greeting, the commands in any order with Postfix's replies, the
+//! transaction (MAIL, RCPT, DATA or BDAT), and the hand-over of the message
+//! to cleanup and the queue. The 250 after the message is sent only once
+//! the queue file is on disk and fsync'd.
+//!
+//! Replies are buffered and written when the client has nothing more
+//! pipelined, so a client may send a whole transaction in one write
+//! (RFC 2920).
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironpost_conf::{ConfError, Config, params};
+use ironpost_proto::smtp::command::{self, Command, MailParams, Ret};
+use ironpost_proto::smtp::data::{self, BareLf, DataDecoder, Progress};
+use ironpost_proto::smtp::line::LineBuffer;
+use ironpost_proto::smtp::reply::{self, Reply};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::check::{Actions, Facts, Policy, Verdict};
+use crate::cleanup::{self, Origin, ReceivedFrom};
+use crate::maillog::MailLog;
+use crate::maps::MapContext;
+use crate::maps::lists::DomainList;
+use crate::qmgr::Qmgr;
+use crate::queue::{Envelope, Queue, QueueName, Recipient};
+use crate::resolve::Resolver;
+
+/// The settings of an SMTP service (main.cf with the service's `-o`
+/// overrides from master.cf).
+#[derive(Debug)]
+pub struct Settings {
+    pub myhostname: String,
+    pub banner: String,
+    pub mail_name: String,
+    pub syslog_name: String,
+    pub message_size_limit: u64,
+    pub line_length_limit: usize,
+    pub recipient_limit: usize,
+    pub timeout: Duration,
+    pub data_timeout: Duration,
+    pub hard_error_limit: u32,
+    pub soft_error_limit: u32,
+    pub error_sleep: Duration,
+    pub helo_required: bool,
+    pub bare_lf: BareLf,
+    pub disable_vrfy: bool,
+    /// EHLO keywords not announced, lower case.
+    pub discard_ehlo: Vec<String>,
+    pub header_size_limit: usize,
+    pub hopcount_limit: usize,
+    pub connection_count_limit: usize,
+    pub fast_flush_domains: DomainList,
+}
+
+/// An SMTP service: settings and restrictions.
+#[derive(Debug)]
+pub struct Smtpd {
+    pub settings: Settings,
+    pub policy: Policy,
+    pub resolver: Arc<Resolver>,
+}
+
+impl Smtpd {
+    pub fn from_config(
+        cfg: &Config,
+        ctx: &MapContext,
+        resolver: Arc<Resolver>,
+        own_addresses: Vec<IpAddr>,
+    ) -> Result<Smtpd, ConfError> {
+        let s = |p| -> Result<String, ConfError> { Ok(cfg.get_str(p)?.trim().to_string()) };
+        let fast_flush_value = cfg.get_str(params::FAST_FLUSH_DOMAINS)?;
+        let fast_flush_domains = DomainList::new(&fast_flush_value, false, ctx).map_err(|m| {
+            ConfError::new(ironpost_conf::ErrorKind::BadValue {
+                value: fast_flush_value.clone(),
+                expected: m,
+            })
+            .for_param(params::FAST_FLUSH_DOMAINS.name)
+        })?;
+        let settings = Settings {
+            myhostname: s(params::MYHOSTNAME)?,
+            banner: s(params::SMTPD_BANNER)?,
+            mail_name: s(params::MAIL_NAME)?,
+            syslog_name: s(params::SYSLOG_NAME)?,
+            message_size_limit: match cfg.get_size(params::MESSAGE_SIZE_LIMIT)? {
+                0 => u64::MAX,
+                n => n,
+            },
+            line_length_limit: cfg.get_int(params::LINE_LENGTH_LIMIT)? as usize,
+            recipient_limit: cfg.get_int(params::SMTPD_RECIPIENT_LIMIT)? as usize,
+            timeout: cfg.get_time(params::SMTPD_TIMEOUT)?,
+            data_timeout: cfg.get_time(params::SMTPD_DATA_TIMEOUT)?,
+            hard_error_limit: cfg.get_int(params::SMTPD_HARD_ERROR_LIMIT)? as u32,
+            soft_error_limit: cfg.get_int(params::SMTPD_SOFT_ERROR_LIMIT)? as u32,
+            error_sleep: cfg.get_time(params::SMTPD_ERROR_SLEEP_TIME)?,
+            helo_required: cfg.get_bool(params::SMTPD_HELO_REQUIRED)?,
+            bare_lf: match cfg.get_enum(params::SMTPD_FORBID_BARE_NEWLINE)?.as_str() {
+                "reject" => BareLf::Reject,
+                _ => BareLf::Normalize,
+            },
+            disable_vrfy: cfg.get_bool(params::DISABLE_VRFY_COMMAND)?,
+            discard_ehlo: cfg
+                .get_list(params::SMTPD_DISCARD_EHLO_KEYWORDS)?
+                .into_iter()
+                .map(|k| k.to_ascii_lowercase())
+                .collect(),
+            header_size_limit: cfg.get_size(params::HEADER_SIZE_LIMIT)? as usize,
+            hopcount_limit: cfg.get_int(params::HOPCOUNT_LIMIT)? as usize,
+            connection_count_limit: cfg.get_int(params::SMTPD_CLIENT_CONNECTION_COUNT_LIMIT)?
+                as usize,
+            fast_flush_domains,
+        };
+        let policy = Policy::from_config(cfg, ctx, resolver.clone(), own_addresses)?;
+        Ok(Smtpd {
+            settings,
+            policy,
+            resolver,
+        })
+    }
+
+    fn offers(&self, keyword: &str) -> bool {
+        !self.settings.discard_ehlo.iter().any(|k| k == keyword)
+    }
+
+    /// The EHLO reply.
+    pub fn ehlo_reply(&self) -> Reply {
+        let s = &self.settings;
+        let mut lines = vec![s.myhostname.clone()];
+        let mut add = |kw: &str, line: String| {
+            if self.offers(kw) {
+                lines.push(line);
+            }
+        };
+        add("pipelining", "PIPELINING".into());
+        add(
+            "size",
+            if s.message_size_limit == u64::MAX {
+                "SIZE".into()
+            } else {
+                format!("SIZE {}", s.message_size_limit)
+            },
+        );
+        if !s.disable_vrfy {
+            add("vrfy", "VRFY".into());
+        }
+        add("etrn", "ETRN".into());
+        add("enhancedstatuscodes", "ENHANCEDSTATUSCODES".into());
+        add("8bitmime", "8BITMIME".into());
+        add("dsn", "DSN".into());
+        add("smtputf8", "SMTPUTF8".into());
+        add("chunking", "CHUNKING".into());
+        Reply::multiline(250, lines)
+    }
+}
+
+/// What every session shares: the queue, the log, the queue manager.
+pub struct Shared {
+    pub queue: Queue,
+    pub log: Arc<MailLog>,
+    pub qmgr: Arc<Qmgr>,
+}
+
+/// The envelope being built.
+#[derive(Debug)]
+struct Transaction {
+    /// The sender as the client gave it (empty for `<>`).
+    sender_given: String,
+    params: MailParams,
+    recipients: Vec<Recipient>,
+    /// BDAT chunks so far.
+    chunks: Option<Vec<u8>>,
+    /// A BDAT chunk failed: the rest of the message is read and dropped.
+    chunks_failed: bool,
+}
+
+/// How a session ended.
+enum End {
+    /// The client went away.
+    Lost,
+    /// No input within smtpd_timeout.
+    Timeout,
+    Io,
+}
+
+/// Counters of commands for the `disconnect` log line.
+#[derive(Default)]
+struct Counters {
+    items: Vec<(&'static str, u32, u32)>,
+}
+
+const COUNTER_ORDER: &[&str] = &[
+    "helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop", "vrfy",
+    "etrn", "help", "quit", "unknown",
+];
+
+impl Counters {
+    fn add(&mut self, name: &'static str, ok: bool) {
+        match self.items.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(slot) => {
+                slot.1 += u32::from(ok);
+                slot.2 += 1;
+            }
+            None => self.items.push((name, u32::from(ok), 1)),
+        }
+    }
+
+    fn format(&self) -> String {
+        let mut out = String::new();
+        let (mut ok, mut total) = (0, 0);
+        for name in COUNTER_ORDER {
+            if let Some((_, o, t)) = self.items.iter().find(|(n, _, _)| n == name) {
+                ok += o;
+                total += t;
+                if o == t {
+                    out.push_str(&format!(" {name}={o}"));
+                } else {
+                    out.push_str(&format!(" {name}={o}/{t}"));
+                }
+            }
+        }
+        if ok == total {
+            out.push_str(&format!(" commands={ok}"));
+        } else {
+            out.push_str(&format!(" commands={ok}/{total}"));
+        }
+        out
+    }
+}
+
+/// The client's name as Postfix shows it: `localhost` for the loopback
+/// addresses, else `unknown` (host names from DNS come with the DNS
+/// module).
+pub fn client_name(addr: IpAddr) -> String {
+    if addr.is_loopback() {
+        "localhost".to_string()
+    } else {
+        "unknown".to_string()
+    }
+}
+
+struct Session<'a, S> {
+    io: S,
+    input: LineBuffer,
+    out: Vec<u8>,
+    smtpd: &'a Smtpd,
+    shared: &'a Shared,
+    client_addr: IpAddr,
+    client_name: String,
+    helo: Option<String>,
+    esmtp: bool,
+    tx: Option<Transaction>,
+    errors: u32,
+    counters: Counters,
+    improper_pipelining: bool,
+    /// The last command, for `lost connection after X` (upper case).
+    last: &'static str,
+}
+
+/// Runs a session to its end.
+pub async fn run<S>(io: S, client_addr: IpAddr, smtpd: Arc<Smtpd>, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut s = Session {
+        io,
+        input: LineBuffer::new(),
+        out: Vec::with_capacity(1024),
+        smtpd: &smtpd,
+        shared: &shared,
+        client_addr,
+        client_name: client_name(client_addr),
+        helo: None,
+        esmtp: false,
+        tx: None,
+        errors: 0,
+        counters: Counters::default(),
+        improper_pipelining: false,
+        last: "CONNECT",
+    };
+    s.log(&format!("connect from {}", s.client()));
+    let end = s.serve().await;
+    match end {
+        Err(End::Lost | End::Io) => s.log(&format!("lost connection after {} from {}", s.last, s.client())),
+        Err(End::Timeout) => {
+            let r = reply::timeout(&s.settings().myhostname.clone());
+            s.out.extend_from_slice(&r.encode());
+            let _ = s.flush().await;
+            s.log(&format!("timeout after {} from {}", s.last, s.client()));
+        }
+        Ok(()) => {}
+    }
+    s.log(&format!(
+        "disconnect from {}{}",
+        s.client(),
+        s.counters.format()
+    ));
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    fn client(&self) -> String {
+        format!("{}[{}]", self.client_name, self.client_addr)
+    }
+
+    fn log(&self, text: &str) {
+        self.shared.log.log(
+            &format!("{}/smtpd", self.smtpd.settings.syslog_name),
+            text,
+        );
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.smtpd.settings
+    }
+
+    /// Sends what is buffered.
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let t = self.settings().timeout;
+        let out = std::mem::take(&mut self.out);
+        match tokio::time::timeout(t, self.io.write_all(&out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(End::Lost),
+            Err(_) => return Err(End::Timeout),
+        }
+        match tokio::time::timeout(t, self.io.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Lost),
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
+    /// Flushes the replies, then reads more input. `Err(Lost)` at EOF.
+    async fn fill(&mut self, deadline: Option<Instant>) -> Result<(), End> {
+        self.flush().await?;
+        let mut t = self.settings().timeout;
+        if let Some(d) = deadline {
+            t = t.min(d.saturating_duration_since(Instant::now()));
+        }
+        const CHUNK: usize = 64 * 1024;
+        let buf = self.input.spare(CHUNK);
+        let r = tokio::time::timeout(t, self.io.read(buf)).await;
+        match r {
+            Ok(Ok(0)) => {
+                self.input.commit(CHUNK, 0);
+                Err(End::Lost)
+            }
+            Ok(Ok(n)) => {
+                self.input.commit(CHUNK, n);
+                Ok(())
+            }
+            Ok(Err(_)) => {
+                self.input.commit(CHUNK, 0);
+                Err(End::Io)
+            }
+            Err(_) => {
+                self.input.commit(CHUNK, 0);
+                Err(End::Timeout)
+            }
+        }
+    }
+
+    /// Queues a reply; counts errors and pauses after too many.
+    async fn reply(&mut self, r: Reply) {
+        if r.code >= 400 {
+            self.errors += 1;
+            if self.errors > self.settings().soft_error_limit {
+                // Slow down a client that keeps making errors.
+                let _ = self.flush().await;
+                tokio::time::sleep(self.settings().error_sleep).await;
+            }
+        }
+        self.out.extend_from_slice(&r.encode());
+    }
+
+    async fn serve(&mut self) -> Result<(), End> {
+        // Too many connections from this client?
+        let greeting = reply::greeting(&self.settings().banner.clone());
+        self.out.extend_from_slice(&greeting.encode());
+        loop {
+            let line = loop {
+                match self.input.next_line(self.settings().line_length_limit) {
+                    Some(l) => break l,
+                    None => {
+                        if let Err(e) = self.fill(None).await {
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            let line = String::from_utf8_lossy(&line).into_owned();
+            let closed = self.command(&line).await?;
+            if closed {
+                let _ = self.flush().await;
+                return Ok(());
+            }
+            if self.errors >= self.settings().hard_error_limit {
+                self.log(&format!(
+                    "too many errors after {} from {}",
+                    self.last,
+                    self.client()
+                ));
+                let r = reply::too_many_errors(&self.settings().myhostname);
+                self.out.extend_from_slice(&r.encode());
+                let _ = self.flush().await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles one command line; `Ok(true)` when the session is over.
+    async fn command(&mut self, line: &str) -> Result<bool, End> {
+        let verb = command::verb_of(line);
+        // State before syntax for the transaction commands, as Postfix.
+        let early = match verb.as_str() {
+            "MAIL" => {
+                if self.settings().helo_required && self.helo.is_none() {
+                    Some(("mail", Reply::new(503, "5.5.1", "Error: send HELO/EHLO first")))
+                } else if self.tx.is_some() {
+                    Some(("mail", reply::nested_mail()))
+                } else {
+                    None
+                }
+            }
+            "RCPT" if self.tx.is_none() => Some(("rcpt", reply::need_mail())),
+            "DATA" => match &self.tx {
+                None => Some(("data", reply::need_rcpt())),
+                Some(t) if t.recipients.is_empty() => Some(("data", reply::need_rcpt())),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((name, r)) = early {
+            self.last = upper(name);
+            self.counters.add(name, false);
+            self.reply(r).await;
+            return Ok(false);
+        }
+        let cmd = match command::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.last = upper(e.verb);
+                self.counters.add(e.verb, false);
+                let close = e.reply.close;
+                self.reply(e.reply).await;
+                return Ok(close);
+            }
+        };
+        let name = cmd.name();
+        self.last = upper(name);
+        let r = match cmd {
+            Command::Helo(name) => self.helo(name, false),
+            Command::Ehlo(name) => self.helo(name, true),
+            Command::Mail(addr, params) => self.mail(addr.into_string(), params),
+            Command::Rcpt(addr, params) => self.rcpt(addr.into_string(), params),
+            Command::Data => return self.data().await,
+            Command::Bdat { size, last } => return self.bdat(size, last).await,
+            Command::Rset => {
+                self.tx = None;
+                reply::ok()
+            }
+            Command::Noop => reply::ok(),
+            Command::Quit => {
+                self.counters.add("quit", true);
+                self.out.extend_from_slice(&reply::bye().encode());
+                return Ok(true);
+            }
+            Command::Vrfy(arg) => self.vrfy(&arg),
+            Command::Etrn(arg) => self.etrn(&arg),
+            Command::Help => Reply::new(
+                214,
+                "2.0.0",
+                "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP",
+            ),
+            Command::StartTls => reply::not_implemented(),
+            Command::Auth(_) => reply::auth_not_enabled(),
+            Command::Expn(_) | Command::Unknown(_) => reply::not_recognized(),
+        };
+        let counted = match name {
+            "expn" => "unknown",
+            n => n,
+        };
+        self.counters.add(counted, r.code < 400);
+        let close = r.close;
+        self.reply(r).await;
+        Ok(close)
+    }
+
+    fn helo(&mut self, name: String, esmtp: bool) -> Reply {
+        // A new greeting ends any transaction (RFC 5321 §4.1.4).
+        self.tx = None;
+        if !self.input.pending().is_empty() {
+            self.improper_pipelining = true;
+        }
+        // The first word is the name (Postfix keeps the whole argument).
+        self.helo = Some(name);
+        self.esmtp = esmtp;
+        if esmtp {
+            self.smtpd.ehlo_reply()
+        } else {
+            Reply::plain(250, self.settings().myhostname.clone())
+        }
+    }
+
+    fn mail(&mut self, sender: String, params: MailParams) -> Reply {
+        let s = self.settings();
+        if let Some(size) = params.size
+            && size > s.message_size_limit
+        {
+            return reply::size_exceeds_limit();
+        }
+        if params.smtputf8 && !self.smtpd.offers("smtputf8") {
+            return reply::unsupported_option("SMTPUTF8");
+        }
+        if (params.ret.is_some() || params.envid.is_some()) && !self.smtpd.offers("dsn") {
+            return reply::unsupported_option(if params.ret.is_some() { "RET" } else { "ENVID" });
+        }
+        if params.body == Some(command::Body::BinaryMime) {
+            return reply::unsupported_option("BODY=BINARYMIME");
+        }
+        self.tx = Some(Transaction {
+            sender_given: sender,
+            params,
+            recipients: Vec::new(),
+            chunks: None,
+            chunks_failed: false,
+        });
+        reply::sender_ok()
+    }
+
+    fn proto(&self) -> &'static str {
+        if self.esmtp { "ESMTP" } else { "SMTP" }
+    }
+
+    fn rcpt(&mut self, rcpt: String, params: command::RcptParams) -> Reply {
+        let Some(tx) = &self.tx else {
+            return reply::need_mail();
+        };
+        if (params.notify.is_some() || params.orcpt.is_some()) && !self.smtpd.offers("dsn") {
+            return reply::unsupported_option(if params.notify.is_some() {
+                "NOTIFY"
+            } else {
+                "ORCPT"
+            });
+        }
+        if tx.recipients.len() >= self.settings().recipient_limit {
+            return reply::too_many_recipients();
+        }
+        let facts = Facts {
+            client_addr: Some(self.client_addr),
+            client_name: &self.client_name,
+            helo: self.helo.as_deref(),
+            sender: Some(&tx.sender_given),
+            recipient: Some(&rcpt),
+            sasl_username: None,
+            improper_pipelining: self.improper_pipelining,
+        };
+        let mut actions = Actions::default();
+        match self.smtpd.policy.check_rcpt(&facts, &mut actions) {
+            Verdict::Reject(r) => {
+                let reply = Reply::new(r.code, &r.status, r.text.clone());
+                self.log(&format!(
+                    "NOQUEUE: reject: RCPT from {}: {}; from=<{}> to=<{}> proto={} helo=<{}>",
+                    self.client(),
+                    reply.text(),
+                    tx.sender_given,
+                    rcpt,
+                    self.proto(),
+                    self.helo.as_deref().unwrap_or("")
+                ));
+                return reply;
+            }
+            Verdict::Dunno | Verdict::Permit => {}
+        }
+        let address = self.smtpd.resolver.canonical(&rcpt);
+        let mut r = Recipient::new(&address);
+        r.original = rcpt;
+        r.orcpt = params.orcpt;
+        r.notify = params.notify;
+        if let Some(tx) = &mut self.tx {
+            tx.recipients.push(r);
+        }
+        reply::recipient_ok()
+    }
+
+    fn vrfy(&mut self, arg: &str) -> Reply {
+        if self.settings().disable_vrfy {
+            return reply::vrfy_disabled();
+        }
+        let arg = arg
+            .strip_suffix(" SMTPUTF8")
+            .or_else(|| arg.strip_suffix(" smtputf8"))
+            .unwrap_or(arg)
+            .trim();
+        let addr = match ironpost_proto::smtp::address::parse_path(arg) {
+            Ok(a) if !a.is_null() => a.into_string(),
+            _ => return Reply::new(501, "5.1.3", "Bad recipient address syntax"),
+        };
+        let facts = Facts {
+            client_addr: Some(self.client_addr),
+            client_name: &self.client_name,
+            helo: self.helo.as_deref(),
+            sender: None,
+            recipient: Some(&addr),
+            sasl_username: None,
+            improper_pipelining: self.improper_pipelining,
+        };
+        if let Some(r) = self.smtpd.policy.check_vrfy(&facts) {
+            let reply = Reply::new(r.code, &r.status, r.text.clone());
+            self.log(&format!(
+                "NOQUEUE: reject: VRFY from {}: {}; to=<{}> proto={} helo=<{}>",
+                self.client(),
+                reply.text(),
+                addr,
+                self.proto(),
+                self.helo.as_deref().unwrap_or("")
+            ));
+            return reply;
+        }
+        Reply::new(252, "2.0.0", arg.to_string())
+    }
+
+    fn etrn(&mut self, arg: &str) -> Reply {
+        if self.tx.is_some() {
+            return Reply::new(503, "5.5.1", "Error: MAIL transaction in progress");
+        }
+        let domain = arg.trim_start_matches(['@', '#']).to_ascii_lowercase();
+        match self.smtpd.settings.fast_flush_domains.matches(&domain) {
+            Ok(true) => {
+                self.shared.qmgr.flush();
+                Reply::new(250, "2.0.0", "Queuing started")
+            }
+            _ => Reply::plain(459, format!("<{arg}>: service unavailable")),
+        }
+    }
+
+    /// DATA: 354, the message, then the verdict.
+    async fn data(&mut self) -> Result<bool, End> {
+        let Some(tx) = &self.tx else {
+            return Ok(false);
+        };
+        let facts = Facts {
+            client_addr: Some(self.client_addr),
+            client_name: &self.client_name,
+            helo: self.helo.as_deref(),
+            sender: Some(&tx.sender_given),
+            recipient: None,
+            sasl_username: None,
+            improper_pipelining: self.improper_pipelining,
+        };
+        let mut actions = Actions::default();
+        if let Verdict::Reject(r) = self.smtpd.policy.check_data(&facts, &mut actions) {
+            let reply = Reply::new(r.code, &r.status, r.text.clone());
+            self.log(&format!(
+                "NOQUEUE: reject: DATA from {}: {}; from=<{}> proto={} helo=<{}>",
+                self.client(),
+                reply.text(),
+                tx.sender_given,
+                self.proto(),
+                self.helo.as_deref().unwrap_or("")
+            ));
+            self.counters.add("data", false);
+            self.reply(reply).await;
+            return Ok(false);
+        }
+        if tx.chunks.is_some() {
+            // DATA after BDAT in the same transaction (RFC 3030 §3).
+            self.counters.add("data", false);
+            self.reply(Reply::new(503, "5.5.1", "Error: DATA after BDAT")).await;
+            return Ok(false);
+        }
+        if self.input.has_pending() {
+            self.improper_pipelining = true;
+        }
+        self.out.extend_from_slice(&reply::start_data().encode());
+        let limit = self.settings().message_size_limit;
+        let mut decoder = DataDecoder::new(limit);
+        let deadline = Instant::now() + self.settings().data_timeout;
+        loop {
+            let pending = self.input.pending();
+            if !pending.is_empty() {
+                match decoder.feed(pending) {
+                    Progress::Done(n) => {
+                        self.input.consume(n);
+                        break;
+                    }
+                    Progress::NeedMore => {
+                        let n = pending.len();
+                        self.input.consume(n);
+                    }
+                }
+            }
+            self.fill(Some(deadline)).await?;
+        }
+        let r = if decoder.too_big() {
+            reply::message_too_big()
+        } else if decoder.saw_bare_lf() && self.settings().bare_lf == BareLf::Reject {
+            reply::bare_lf()
+        } else {
+            let message = decoder.into_message();
+            self.finish(message).await
+        };
+        self.counters.add("data", r.is_positive());
+        self.tx = None;
+        let close = r.close;
+        self.reply(r).await;
+        Ok(close)
+    }
+
+    /// BDAT (RFC 3030): a chunk of exactly `size` bytes.
+    async fn bdat(&mut self, size: u64, last: bool) -> Result<bool, End> {
+        if !self.smtpd.offers("chunking") {
+            // Read nothing: without CHUNKING the bytes are commands.
+            self.counters.add("unknown", false);
+            self.reply(reply::not_recognized()).await;
+            return Ok(false);
+        }
+        let limit = self.settings().message_size_limit;
+        // Collect (or skip) the chunk first: it must be read whatever the
+        // verdict.
+        let error = match &self.tx {
+            None => Some(reply::need_mail()),
+            Some(t) if t.recipients.is_empty() => Some(reply::need_rcpt()),
+            Some(t) if t.chunks_failed => Some(Reply::new(
+                503,
+                "5.5.1",
+                "Error: message content rejected",
+            )),
+            Some(t) => {
+                let have = t.chunks.as_ref().map_or(0, |c| c.len() as u64);
+                (have.saturating_add(size) > limit).then(reply::message_too_big)
+            }
+        };
+        let deadline = Instant::now() + self.settings().data_timeout;
+        let mut remaining = size;
+        let keep = error.is_none();
+        let mut chunk = Vec::new();
+        while remaining > 0 {
+            if !self.input.has_pending() {
+                self.fill(Some(deadline)).await?;
+            }
+            let pending = self.input.pending();
+            let n = (pending.len() as u64).min(remaining) as usize;
+            if keep {
+                chunk.extend_from_slice(&pending[..n]);
+            }
+            self.input.consume(n);
+            remaining -= n as u64;
+        }
+        if let Some(e) = error {
+            if let Some(t) = &mut self.tx {
+                t.chunks_failed = true;
+                if last {
+                    self.tx = None;
+                }
+            }
+            self.counters.add("bdat", false);
+            self.reply(e).await;
+            return Ok(false);
+        }
+        let Some(tx) = &mut self.tx else {
+            return Ok(false);
+        };
+        tx.chunks.get_or_insert_with(Vec::new).extend_from_slice(&chunk);
+        if !last {
+            self.counters.add("bdat", true);
+            self.reply(Reply::new(250, "2.0.0", format!("Ok: {size} bytes")))
+                .await;
+            return Ok(false);
+        }
+        let content = tx.chunks.take().unwrap_or_default();
+        let (message, bare) = data::normalize_newlines(&content);
+        let r = if bare && self.settings().bare_lf == BareLf::Reject {
+            reply::bare_lf()
+        } else {
+            self.finish(message).await
+        };
+        self.counters.add("bdat", r.is_positive());
+        self.tx = None;
+        self.reply(r).await;
+        Ok(false)
+    }
+
+    /// Cleanup and the queue: the message is on disk and fsync'd before
+    /// the 250 is returned.
+    async fn finish(&mut self, message: Vec<u8>) -> Reply {
+        let Some(tx) = self.tx.take() else {
+            return reply::need_mail();
+        };
+        let s = self.settings();
+        if cleanup::hop_count(&message) > s.hopcount_limit {
+            self.log(&format!(
+                "NOQUEUE: reject: DATA from {}: 554 5.4.0 Error: too many hops; from=<{}> proto={} helo=<{}>",
+                self.client(),
+                tx.sender_given,
+                self.proto(),
+                self.helo.as_deref().unwrap_or("")
+            ));
+            return Reply::new(554, "5.4.0", "Error: too many hops");
+        }
+        let sender = self.smtpd.resolver.canonical(&tx.sender_given);
+        let mut env = Envelope::new(&sender, tx.recipients);
+        env.set_attr("client_name", &self.client_name);
+        env.set_attr("client_addr", &self.client_addr.to_string());
+        if let Some(h) = &self.helo {
+            env.set_attr("helo", h);
+        }
+        env.set_attr("protocol", self.proto());
+        if let Some(envid) = &tx.params.envid {
+            env.set_attr("envid", envid);
+        }
+        if let Some(ret) = tx.params.ret {
+            env.set_attr("ret", if ret == Ret::Hdrs { "HDRS" } else { "FULL" });
+        }
+        if let Some(body) = tx.params.body {
+            env.set_attr(
+                "body",
+                match body {
+                    command::Body::SevenBit => "7BIT",
+                    command::Body::EightBitMime => "8BITMIME",
+                    command::Body::BinaryMime => "BINARYMIME",
+                },
+            );
+        }
+        if tx.params.smtputf8 {
+            env.set_attr("smtputf8", "yes");
+        }
+        let given: Vec<String> = env.recipients.iter().map(|r| r.original.clone()).collect();
+        let local_client = self.client_addr.is_loopback()
+            || self.smtpd.policy.own_addresses.contains(&self.client_addr);
+        let myhostname = s.myhostname.clone();
+        let mail_name = s.mail_name.clone();
+        let header_size_limit = s.header_size_limit;
+        let client_name = self.client_name.clone();
+        let client_addr = self.client_addr.to_string();
+        let helo = self.helo.clone();
+        let protocol = self.proto();
+        let queue = self.shared.queue.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut message_id = None;
+            let now = chrono::Local::now().fixed_offset();
+            let id = queue.enqueue_with(QueueName::Incoming, &env, |id| {
+                let origin = Origin {
+                    queue_id: id.as_str(),
+                    myhostname: &myhostname,
+                    mail_name: &mail_name,
+                    sender: &env.sender,
+                    recipients: &given,
+                    received: ReceivedFrom::Smtp {
+                        helo: helo.as_deref(),
+                        client_name: &client_name,
+                        client_addr: &client_addr,
+                        protocol,
+                        tls: None,
+                        auth: None,
+                    },
+                    add_missing_headers: local_client,
+                    header_size_limit,
+                    now,
+                };
+                let out = cleanup::process(&message, &origin);
+                message_id = cleanup::message_id(&out);
+                Cow::Owned(out)
+            });
+            id.map(|id| (id, message_id))
+        })
+        .await;
+        match result {
+            Ok(Ok((id, message_id))) => {
+                self.log(&format!("{id}: client={}", self.client()));
+                self.shared.log.log(
+                    &format!("{}/cleanup", self.smtpd.settings.syslog_name),
+                    &format!(
+                        "{id}: message-id={}",
+                        message_id.unwrap_or_default()
+                    ),
+                );
+                self.shared.qmgr.wake();
+                reply::queued(id.as_str())
+            }
+            Ok(Err(e)) => {
+                tracing::error!("cannot write the queue file: {e}");
+                self.log(&format!(
+                    "warning: queue file write error: {}",
+                    ironpost_conf::io_reason(&e)
+                ));
+                reply::local_error()
+            }
+            Err(_) => reply::local_error(),
+        }
+    }
+}
+
+fn upper(name: &'static str) -> &'static str {
+    match name {
+        "helo" => "HELO",
+        "ehlo" => "EHLO",
+        "mail" => "MAIL",
+        "rcpt" => "RCPT",
+        "data" => "DATA",
+        "bdat" => "BDAT",
+        "rset" => "RSET",
+        "noop" => "NOOP",
+        "quit" => "QUIT",
+        "vrfy" => "VRFY",
+        "expn" => "EXPN",
+        "help" => "HELP",
+        "etrn" => "ETRN",
+        "starttls" => "STARTTLS",
+        "auth" => "AUTH",
+        _ => "UNKNOWN",
+    }
+}
