@@ -3,7 +3,10 @@
 //! behaviour must match. One test binary, so the link step is paid once.
 
 mod common;
+mod delivery;
 mod postconf;
 mod postconf_vs_postfix;
 mod postmap;
+mod queuetools;
+mod smtp;
 mod tables_vs_postfix;

@@ -125,6 +125,8 @@ params! {
         "Disable the SMTP VRFY command, which tells a client whether an address exists.";
     FAST_FLUSH_DOMAINS = "fast_flush_domains", Kind::List, T("$relay_domains"),
         "The domains for which a client may ask for deferred mail to be sent at once with ETRN.";
+    GROUP_FILE = "group_file", Kind::Path, T("/etc/group"),
+        "The group(5) file behind unix:group.byname.";
     HEADER_SIZE_LIMIT = "header_size_limit", Kind::Size, T("102400"),
         "The largest header section kept, in bytes; header lines beyond it are dropped.";
     HOME_MAILBOX = "home_mailbox", Kind::Str, T(""),
@@ -172,6 +174,8 @@ params! {
     PARENT_DOMAIN_MATCHES_SUBDOMAINS = "parent_domain_matches_subdomains", Kind::List,
         T("debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps"),
         "Features where the pattern example.com also matches subdomains (elsewhere .example.com is needed).";
+    PASSWD_FILE = "passwd_file", Kind::Path, T("/etc/passwd"),
+        "The passwd(5) file of the system accounts (local recipients, unix:passwd.byname, home directories).";
     PROCESS_ID_DIRECTORY = "process_id_directory", Kind::Path, T("pid"),
         "Where the daemon's PID file (master.pid) is kept, relative to queue_directory.";
     QUEUE_DIRECTORY = "queue_directory", Kind::Path, T("/var/spool/ironpost"),

@@ -8,15 +8,20 @@
 //!   (`postconf`, `postmap`, `postalias`, `newaliases`).
 //! - [`bounce`]: delivery status notifications (RFC 3464).
 //! - [`cleanup`]: Received header, missing headers, header size limit.
+//! - [`ctl`]: the control socket the commands use to reach the daemon.
 //! - [`maps`]: lookup tables named `type:name` (hash, texthash, inline,
 //!   static, cidr, regexp, pcre, unix) and the Postfix search orders.
 //! - [`local`]: final delivery: local(8) (aliases, .forward, mailboxes,
 //!   commands, files) and virtual(8).
 //! - [`mailbox`]: Maildir and mbox writers.
+//! - [`pickup`]: pickup(8): mail posted with sendmail, from `maildrop/`
+//!   through cleanup into `incoming/`.
 //! - [`qmgr`]: the queue manager: delivery, retries, bounces.
 //! - [`maillog`]: the mail log, in Postfix's line shapes.
 //! - [`queue`]: the mail queue: queue files, IDs, durable enqueueing.
 //! - [`resolve`]: address rewriting and classes (what trivial-rewrite does).
+//! - [`server`]: the daemon: listeners, queue manager, pickup, control
+//!   socket, signals.
 //! - [`smtpd`]: the SMTP server: sessions, restrictions.
 //! - [`sysuser`]: system accounts from the passwd file.
 //! - [`host`]: facts about the machine (host name, interface addresses) that
@@ -25,13 +30,16 @@
 pub mod bounce;
 pub mod cleanup;
 pub mod cli;
+pub mod ctl;
 pub mod host;
 pub mod local;
 pub mod mailbox;
 pub mod maillog;
 pub mod maps;
+pub mod pickup;
 pub mod qmgr;
 pub mod queue;
 pub mod resolve;
+pub mod server;
 pub mod smtpd;
 pub mod sysuser;

@@ -82,13 +82,19 @@ impl MailLog {
     /// Writes one line: `TIME HOST NAME[PID]: TEXT`, where NAME is
     /// `syslog_name/program` (`ironpost/smtpd`).
     pub fn log(&self, name: &str, text: &str) {
+        self.log_as(name, self.pid, text);
+    }
+
+    /// Like [`MailLog::log`], with another number in the brackets: SMTP
+    /// sessions carry their own (see [`session_number`]).
+    pub fn log_as(&self, name: &str, pid: u32, text: &str) {
         let now = chrono::Local::now();
         let line = format!(
             "{} {} {}[{}]: {}\n",
             now.format("%b %e %H:%M:%S"),
             self.host,
             name,
-            self.pid,
+            pid,
             text.replace('\n', " ")
         );
         let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
@@ -113,6 +119,19 @@ impl MailLog {
         }
         Ok(())
     }
+}
+
+/// A number for one SMTP session, written where Postfix writes the smtpd
+/// process ID. Postfix runs one session at a time per smtpd process, and
+/// log readers (pflogsumm, grep for `smtpd[N]`) rely on that: every line of
+/// one session has the number, and no other session uses it at the same
+/// time. One process serves every session here, so each session gets its
+/// own number, counting up from the daemon's process ID.
+pub fn session_number() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let _ = NEXT.compare_exchange(0, std::process::id(), Ordering::Relaxed, Ordering::Relaxed);
+    NEXT.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1)
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ impl Qmgr {
     /// Puts messages a crash left in `active/` back into `incoming/`, and
     /// removes files that were never finished (never acknowledged).
     pub fn recover(&self) -> io::Result<()> {
+        self.queue.remove_unfinished()?;
         for id in self.queue.list(QueueName::Active)? {
             self.queue
                 .move_to(&id, QueueName::Active, QueueName::Incoming)?;

@@ -93,7 +93,10 @@ fn interface_addresses(cfg: &Config, port: u16) -> Result<Vec<SocketAddr>, Start
                     out.push(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port));
                 }
                 if v6 {
-                    out.push(SocketAddr::new(IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]), port));
+                    out.push(SocketAddr::new(
+                        IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+                        port,
+                    ));
                 }
             }
             other => {
@@ -161,7 +164,7 @@ fn listeners(cfg: &Config, master: &MasterCf) -> Result<Vec<Listener>, StartErro
 }
 
 fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
-    let ctx = MapContext::default();
+    let ctx = MapContext::from_config(cfg)?;
     let host = crate::host::facts();
     let host_ips: Vec<IpAddr> = host.interfaces.iter().map(|(ip, _)| *ip).collect();
     let resolver = Arc::new(Resolver::from_config(cfg, &ctx, &host_ips)?);
@@ -201,8 +204,13 @@ struct PidLock {
 
 fn lock_pid_file(queue_dir: &Path, cfg: &Config) -> Result<PidLock, StartError> {
     let dir = queue_dir.join(cfg.get_str(params::PROCESS_ID_DIRECTORY)?.trim());
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| StartError(format!("create {}: {}", dir.display(), ironpost_conf::io_reason(&e))))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        StartError(format!(
+            "create {}: {}",
+            dir.display(),
+            ironpost_conf::io_reason(&e)
+        ))
+    })?;
     let path = dir.join("master.pid");
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -210,8 +218,15 @@ fn lock_pid_file(queue_dir: &Path, cfg: &Config) -> Result<PidLock, StartError> 
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| StartError(format!("open {}: {}", path.display(), ironpost_conf::io_reason(&e))))?;
-    let mut file = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        .map_err(|e| {
+            StartError(format!(
+                "open {}: {}",
+                path.display(),
+                ironpost_conf::io_reason(&e)
+            ))
+        })?;
+    let mut file = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    {
         Ok(f) => f,
         Err(_) => {
             let pid = std::fs::read_to_string(&path).unwrap_or_default();
@@ -285,7 +300,11 @@ impl Daemon {
     }
 
     fn run_pickup(&self) {
-        let p = self.pickup.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let p = self
+            .pickup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if let Some(p) = p {
             match p.run_once(&self.shared.queue, &self.log) {
                 Ok(n) if n > 0 => self.qmgr.wake(),
@@ -300,6 +319,7 @@ impl Daemon {
             "wake" => {
                 let me = self.clone();
                 tokio::task::spawn_blocking(move || me.run_pickup());
+                self.qmgr.wake();
                 "ok".into()
             }
             "flush" => {
@@ -382,11 +402,7 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
         if let Err(e) = qmgr.recover() {
             return Err(StartError(format!("queue recovery: {e}")));
         }
-        let shared = Arc::new(Shared {
-            queue: queue.clone(),
-            log: log.clone(),
-            qmgr: qmgr.clone(),
-        });
+        let shared = Arc::new(Shared::with_qmgr(queue.clone(), log.clone(), qmgr.clone()));
         let daemon = Arc::new(Daemon {
             config_dir: config_dir.map(Path::to_path_buf),
             listeners: ls,
@@ -543,4 +559,52 @@ fn bind_error(service: &str, addr: &SocketAddr, e: &std::io::Error) -> StartErro
         addr.port(),
         ironpost_conf::io_reason(e)
     ))
+}
+
+/// `sendmail -bs`: one SMTP session on standard input and output, as
+/// Postfix's smtpd in stand-alone mode (the client is localhost). Queued
+/// mail is handed to the running daemon, if any, through the control
+/// socket.
+pub fn serve_stdio(config_dir: Option<&Path>) -> Result<(), StartError> {
+    let cfg = Config::load(config_dir, &crate::host::facts())?;
+    let queue_dir = PathBuf::from(cfg.get_str(params::QUEUE_DIRECTORY)?.trim());
+    let queue = Queue::open(&queue_dir).map_err(|e| {
+        StartError(format!(
+            "queue_directory {}: {}",
+            queue_dir.display(),
+            ironpost_conf::io_reason(&e)
+        ))
+    })?;
+    let myhostname = cfg.get_str(params::MYHOSTNAME)?.trim().to_string();
+    let maillog_file = cfg.get_str(params::MAILLOG_FILE)?;
+    let log = Arc::new(
+        MailLog::open(&maillog_file, &myhostname)
+            .unwrap_or_else(|_| MailLog::open("", &myhostname).expect("stderr log")),
+    );
+    let ctx = MapContext::from_config(&cfg)?;
+    let host = crate::host::facts();
+    let host_ips: Vec<IpAddr> = host.interfaces.iter().map(|(ip, _)| *ip).collect();
+    let resolver = Arc::new(Resolver::from_config(&cfg, &ctx, &host_ips)?);
+    let smtpd = Arc::new(Smtpd::from_config(&cfg, &ctx, resolver, host_ips)?);
+    let qd = queue_dir.clone();
+    let shared = Arc::new(Shared {
+        queue,
+        log,
+        notify: Arc::new(move |n| {
+            let word = match n {
+                session::Notice::Queued => "wake",
+                session::Notice::Flush => "flush",
+            };
+            let _ = crate::ctl::request(&qd, word);
+        }),
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let io = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+        session::run(io, IpAddr::from([127, 0, 0, 1]), smtpd, shared).await;
+    });
+    Ok(())
 }

@@ -13,6 +13,10 @@
 //! - [`postfix_tool`]: the real Postfix command of that name (the test
 //!   script installs Debian's postfix); tests fail with a clear message when
 //!   it is missing rather than pass silently.
+//! - [`instance`]: a whole instance in a temporary folder, started and
+//!   killed as a process, and a raw SMTP client.
+
+pub mod instance;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -10,6 +10,8 @@
 //! - [`daemon`]: `serve`, and `start`/`stop`/`reload`/`status`/`flush`
 //!   (also as `postfix start` ...).
 //! - [`quickstart`]: a self-contained instance in one folder.
+//! - [`sendmail`]: Postfix's sendmail(1): posting into `maildrop/`.
+//! - [`queuetools`]: `mailq`, `postqueue`, `postsuper`, `postcat`.
 //!
 //! Messages go to stderr as Postfix prints them: `postconf: warning: ...`,
 //! `postmap: fatal: ...` (exit status 1).
@@ -18,7 +20,9 @@ pub mod daemon;
 pub mod getopt;
 pub mod postconf;
 pub mod postmap;
+pub mod queuetools;
 pub mod quickstart;
+pub mod sendmail;
 
 use std::fmt;
 use std::io::Write;
@@ -29,7 +33,18 @@ use std::sync::OnceLock;
 use ironpost_conf::{ConfError, Config};
 
 /// Postfix-compatible command names this binary answers to.
-pub const COMPAT_COMMANDS: &[&str] = &["newaliases", "postalias", "postconf", "postfix", "postmap"];
+pub const COMPAT_COMMANDS: &[&str] = &[
+    "mailq",
+    "newaliases",
+    "postalias",
+    "postcat",
+    "postconf",
+    "postfix",
+    "postmap",
+    "postqueue",
+    "postsuper",
+    "sendmail",
+];
 
 /// A fatal error: printed as `PROGRAM: fatal: MESSAGE`, exit status 1.
 #[derive(Debug)]
@@ -100,6 +115,11 @@ pub fn run_compat(name: &str, args: &[String]) -> ExitCode {
         "postmap" => postmap::run_postmap(args),
         "postalias" => postmap::run_postalias(args),
         "newaliases" => postmap::run_newaliases(args),
+        "sendmail" => sendmail::run_sendmail(args),
+        "mailq" => queuetools::run_mailq(args),
+        "postqueue" => queuetools::run_postqueue(args),
+        "postsuper" => queuetools::run_postsuper(args),
+        "postcat" => queuetools::run_postcat(args),
         "postfix" => {
             // `postfix [-c DIR] start`: the word may follow the options.
             let word = args
@@ -113,7 +133,9 @@ pub fn run_compat(name: &str, args: &[String]) -> ExitCode {
                     let w = rest.remove(i);
                     daemon::run_control(&w, &rest)
                 }
-                None => Err(Fatal("usage: postfix [-c DIR] start|stop|reload|status|flush|check".into())),
+                None => Err(Fatal(
+                    "usage: postfix [-c DIR] start|stop|reload|status|flush|check".into(),
+                )),
             }
         }
         _ => Err(Fatal(format!("unknown command: {name}"))),
@@ -144,14 +166,18 @@ Commands:
                                                      make a self-contained instance in DIR
   serve [-c DIR]                                     run the mail system in the foreground
   start|stop|reload|status|flush [-c DIR]            control the mail system as a daemon
+  sendmail [-t] [-i] [-f SENDER] [RCPT ...]          post a message (also -bs, -bp, -bi)
+  mailq | postqueue -p|-f|-j                         list or flush the queue
+  postsuper -d ID|ALL [QUEUE]                        delete queued messages
+  postcat -q ID                                      show a queued message
   compat NAME [ARGS]                                 run a Postfix command by name
   doc parameters                                     the parameter reference (Markdown)
   version                                            print the version
 
 The configuration directory is -c DIR, else $IRONPOST_CONFIG_DIR, else
 $MAIL_CONFIG, else /etc/ironpost. Linked or copied under a Postfix command's
-name (postconf, postmap, postalias, newaliases), ironpost behaves as that
-command.
+name (postconf, postmap, postalias, newaliases, sendmail, mailq, postqueue,
+postsuper, postcat, postfix), ironpost behaves as that command.
 ";
 
 fn run_ironpost(args: &[String]) -> ExitCode {

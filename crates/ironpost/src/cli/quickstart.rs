@@ -52,15 +52,23 @@ fn parse(args: &[String]) -> Result<Options, Fatal> {
             "--port-offset" => {
                 let v = value("--port-offset")?;
                 o.port_offset = Some(v.parse().map_err(|_| {
-                    Fatal(format!("quickstart: --port-offset: \"{v}\" is not a number from 0 to 64000"))
+                    Fatal(format!(
+                        "quickstart: --port-offset: \"{v}\" is not a number from 0 to 64000"
+                    ))
                 })?);
             }
             "--force" => o.force = true,
             k if k.starts_with('-') => {
-                return Err(Fatal(format!("quickstart: unknown option \"{k}\"\n{USAGE}")));
+                return Err(Fatal(format!(
+                    "quickstart: unknown option \"{k}\"\n{USAGE}"
+                )));
             }
             _ if dir.is_none() => dir = Some(PathBuf::from(a)),
-            _ => return Err(Fatal(format!("quickstart: unexpected argument \"{a}\"\n{USAGE}"))),
+            _ => {
+                return Err(Fatal(format!(
+                    "quickstart: unexpected argument \"{a}\"\n{USAGE}"
+                )));
+            }
         }
     }
     o.dir = dir.ok_or_else(|| Fatal(format!("quickstart: which directory?\n{USAGE}")))?;
@@ -84,14 +92,21 @@ fn parse(args: &[String]) -> Result<Options, Fatal> {
     if let Some(off) = o.port_offset
         && off > 64000
     {
-        return Err(Fatal("quickstart: --port-offset must be at most 64000".into()));
+        return Err(Fatal(
+            "quickstart: --port-offset must be at most 64000".into(),
+        ));
     }
     Ok(o)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), Fatal> {
-    std::fs::write(path, text)
-        .map_err(|e| Fatal(format!("write {}: {}", path.display(), ironpost_conf::io_reason(&e))))
+    std::fs::write(path, text).map_err(|e| {
+        Fatal(format!(
+            "write {}: {}",
+            path.display(),
+            ironpost_conf::io_reason(&e)
+        ))
+    })
 }
 
 /// The master.cf of the instance.
@@ -108,9 +123,7 @@ fn master_cf(offset: Option<u16>) -> String {
         "{:<14} inet  n       -       n       -       -       smtpd\n",
         name("smtp", 25)
     ));
-    s.push_str(
-        "# These need TLS and authentication, which this version does not have yet:\n",
-    );
+    s.push_str("# These need TLS and authentication, which this version does not have yet:\n");
     s.push_str(&format!(
         "#{:<13} inet  n       -       n       -       -       smtpd\n#  -o smtpd_tls_security_level=encrypt\n#  -o smtpd_sasl_auth_enable=yes\n#  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n",
         name("submission", 587)
@@ -150,8 +163,13 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
     }
     for sub in ["etc", "spool", "data", "log", "mail", "vmail"] {
         let p = dir.join(sub);
-        std::fs::create_dir_all(&p)
-            .map_err(|e| Fatal(format!("create {}: {}", p.display(), ironpost_conf::io_reason(&e))))?;
+        std::fs::create_dir_all(&p).map_err(|e| {
+            Fatal(format!(
+                "create {}: {}",
+                p.display(),
+                ironpost_conf::io_reason(&e)
+            ))
+        })?;
     }
     let d = dir.display().to_string();
     let uid = nix::unistd::getuid().as_raw();
@@ -171,7 +189,12 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
          myorigin = $mydomain\n\
          # {domain} is a virtual mailbox domain (below), so it is not listed here.\n\
          mydestination = localhost\n\
+         # jerry+lists@{domain} goes to jerry (Debian's default too).\n\
+         recipient_delimiter = +\n\
          inet_interfaces = {interfaces}\n\
+         # Only this machine may send to other domains; others get\n\
+         # \"554 5.7.1 Relay access denied\" (Postfix's default says 454, try later).\n\
+         smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination\n\
          \n\
          # Everything of this instance lives under {d}.\n\
          queue_directory = {d}/spool\n\

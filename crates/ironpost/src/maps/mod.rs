@@ -117,6 +117,19 @@ pub struct MapContext {
     pub group_file: PathBuf,
 }
 
+impl MapContext {
+    /// The files named by passwd_file and group_file.
+    pub fn from_config(
+        cfg: &ironpost_conf::Config,
+    ) -> Result<MapContext, ironpost_conf::ConfError> {
+        use ironpost_conf::params;
+        Ok(MapContext {
+            passwd_file: PathBuf::from(cfg.get_str(params::PASSWD_FILE)?.trim()),
+            group_file: PathBuf::from(cfg.get_str(params::GROUP_FILE)?.trim()),
+        })
+    }
+}
+
 impl Default for MapContext {
     fn default() -> Self {
         MapContext {

@@ -9,8 +9,8 @@
 //!   makes it durable, the other methods list, move and remove files.
 //!
 //! ## Durability
-//! [`Queue::enqueue`] writes the whole file under `incoming/`, fsyncs it and
-//! the directory, and only then returns the ID: the caller answers `250 Ok:
+//! [`Queue::enqueue`] writes the whole file under a dot name in `incoming/`,
+//! fsyncs it, links it under its ID and fsyncs the directory, and only then returns the ID: the caller answers `250 Ok:
 //! queued as ID` after that, so no acknowledged message can be lost by a
 //! crash. A delivered recipient is marked in place (one byte, then fdatasync)
 //! before the next attempt could repeat it. A file without its end marker
@@ -171,7 +171,11 @@ impl Queue {
         for _ in 0..100 {
             let id = QueueId::generate();
             let path = dir.join(id.as_str());
-            let mut f = match OpenOptions::new().write(true).create_new(true).open(&path) {
+            // Written under a dot name that no scan picks up, then linked
+            // under its ID once whole and fsync'd: the queue manager never
+            // sees a half-written file.
+            let tmp = dir.join(format!(".{id}"));
+            let mut f = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -179,13 +183,37 @@ impl Queue {
             let bytes = file::encode(env, &content(&id));
             let written = f.write_all(&bytes).and_then(|()| f.sync_all());
             if let Err(e) = written {
-                let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(&tmp);
                 return Err(e);
+            }
+            drop(f);
+            let linked = fs::hard_link(&tmp, &path);
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
             }
             sync_dir(&dir)?;
             return Ok(id);
         }
         Err(io::Error::other("cannot find a free queue ID"))
+    }
+
+    /// Removes what an interrupted [`Queue::enqueue_with`] left behind
+    /// (dot files: never acknowledged).
+    pub fn remove_unfinished(&self) -> io::Result<usize> {
+        let mut n = 0;
+        for q in QueueName::ALL {
+            for entry in fs::read_dir(self.dir(q))? {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    fs::remove_file(entry.path())?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// The IDs in one queue, sorted.

@@ -156,11 +156,35 @@ impl Smtpd {
     }
 }
 
-/// What every session shares: the queue, the log, the queue manager.
+/// What a session tells the queue manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A message was queued.
+    Queued,
+    /// ETRN: deferred mail is due now.
+    Flush,
+}
+
+/// What every session shares: the queue, the log, and the way to reach
+/// the queue manager.
 pub struct Shared {
     pub queue: Queue,
     pub log: Arc<MailLog>,
-    pub qmgr: Arc<Qmgr>,
+    pub notify: Arc<dyn Fn(Notice) + Send + Sync>,
+}
+
+impl Shared {
+    /// Sessions inside the daemon: the queue manager is at hand.
+    pub fn with_qmgr(queue: Queue, log: Arc<MailLog>, qmgr: Arc<Qmgr>) -> Shared {
+        Shared {
+            queue,
+            log,
+            notify: Arc::new(move |n| match n {
+                Notice::Queued => qmgr.wake(),
+                Notice::Flush => qmgr.flush(),
+            }),
+        }
+    }
 }
 
 /// The envelope being built.
@@ -257,6 +281,8 @@ struct Session<'a, S> {
     improper_pipelining: bool,
     /// The last command, for `lost connection after X` (upper case).
     last: &'static str,
+    /// The session's number in the mail log.
+    number: u32,
 }
 
 /// Runs a session to its end.
@@ -279,11 +305,16 @@ where
         counters: Counters::default(),
         improper_pipelining: false,
         last: "CONNECT",
+        number: crate::maillog::session_number(),
     };
     s.log(&format!("connect from {}", s.client()));
     let end = s.serve().await;
     match end {
-        Err(End::Lost | End::Io) => s.log(&format!("lost connection after {} from {}", s.last, s.client())),
+        Err(End::Lost | End::Io) => s.log(&format!(
+            "lost connection after {} from {}",
+            s.last,
+            s.client()
+        )),
         Err(End::Timeout) => {
             let r = reply::timeout(&s.settings().myhostname.clone());
             s.out.extend_from_slice(&r.encode());
@@ -292,11 +323,15 @@ where
         }
         Ok(()) => {}
     }
+    // Logged before the last reply goes out, so that the next session of
+    // a client that waits for 221 is logged after this one (log readers
+    // such as pflogsumm pair connect and disconnect lines).
     s.log(&format!(
         "disconnect from {}{}",
         s.client(),
         s.counters.format()
     ));
+    let _ = s.flush().await;
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
@@ -305,8 +340,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     fn log(&self, text: &str) {
-        self.shared.log.log(
+        self.shared.log.log_as(
             &format!("{}/smtpd", self.smtpd.settings.syslog_name),
+            self.number,
             text,
         );
     }
@@ -385,17 +421,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             let line = loop {
                 match self.input.next_line(self.settings().line_length_limit) {
                     Some(l) => break l,
-                    None => {
-                        if let Err(e) = self.fill(None).await {
-                            return Err(e);
-                        }
-                    }
+                    None => self.fill(None).await?,
                 }
             };
             let line = String::from_utf8_lossy(&line).into_owned();
             let closed = self.command(&line).await?;
             if closed {
-                let _ = self.flush().await;
+                // The final reply is sent after the disconnect line is
+                // logged (see `run`).
                 return Ok(());
             }
             if self.errors >= self.settings().hard_error_limit {
@@ -406,7 +439,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 ));
                 let r = reply::too_many_errors(&self.settings().myhostname);
                 self.out.extend_from_slice(&r.encode());
-                let _ = self.flush().await;
                 return Ok(());
             }
         }
@@ -419,7 +451,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let early = match verb.as_str() {
             "MAIL" => {
                 if self.settings().helo_required && self.helo.is_none() {
-                    Some(("mail", Reply::new(503, "5.5.1", "Error: send HELO/EHLO first")))
+                    Some((
+                        "mail",
+                        Reply::new(503, "5.5.1", "Error: send HELO/EHLO first"),
+                    ))
                 } else if self.tx.is_some() {
                     Some(("mail", reply::nested_mail()))
                 } else {
@@ -631,7 +666,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let domain = arg.trim_start_matches(['@', '#']).to_ascii_lowercase();
         match self.smtpd.settings.fast_flush_domains.matches(&domain) {
             Ok(true) => {
-                self.shared.qmgr.flush();
+                (self.shared.notify)(Notice::Flush);
                 Reply::new(250, "2.0.0", "Queuing started")
             }
             _ => Reply::plain(459, format!("<{arg}>: service unavailable")),
@@ -670,7 +705,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if tx.chunks.is_some() {
             // DATA after BDAT in the same transaction (RFC 3030 §3).
             self.counters.add("data", false);
-            self.reply(Reply::new(503, "5.5.1", "Error: DATA after BDAT")).await;
+            self.reply(Reply::new(503, "5.5.1", "Error: DATA after BDAT"))
+                .await;
             return Ok(false);
         }
         if self.input.has_pending() {
@@ -725,11 +761,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let error = match &self.tx {
             None => Some(reply::need_mail()),
             Some(t) if t.recipients.is_empty() => Some(reply::need_rcpt()),
-            Some(t) if t.chunks_failed => Some(Reply::new(
-                503,
-                "5.5.1",
-                "Error: message content rejected",
-            )),
+            Some(t) if t.chunks_failed => {
+                Some(Reply::new(503, "5.5.1", "Error: message content rejected"))
+            }
             Some(t) => {
                 let have = t.chunks.as_ref().map_or(0, |c| c.len() as u64);
                 (have.saturating_add(size) > limit).then(reply::message_too_big)
@@ -765,7 +799,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let Some(tx) = &mut self.tx else {
             return Ok(false);
         };
-        tx.chunks.get_or_insert_with(Vec::new).extend_from_slice(&chunk);
+        tx.chunks
+            .get_or_insert_with(Vec::new)
+            .extend_from_slice(&chunk);
         if !last {
             self.counters.add("bdat", true);
             self.reply(Reply::new(250, "2.0.0", format!("Ok: {size} bytes")))
@@ -874,12 +910,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.log(&format!("{id}: client={}", self.client()));
                 self.shared.log.log(
                     &format!("{}/cleanup", self.smtpd.settings.syslog_name),
-                    &format!(
-                        "{id}: message-id={}",
-                        message_id.unwrap_or_default()
-                    ),
+                    &format!("{id}: message-id={}", message_id.unwrap_or_default()),
                 );
-                self.shared.qmgr.wake();
+                (self.shared.notify)(Notice::Queued);
                 reply::queued(id.as_str())
             }
             Ok(Err(e)) => {

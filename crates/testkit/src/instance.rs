@@ -1,0 +1,284 @@
+//! A whole ironpost instance in a temporary folder: made by `ironpost
+//! quickstart`, listening on a free port of 127.0.0.1, run as a child
+//! process (so a test can kill it with SIGKILL and start it again), and
+//! talked to over real sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running (or stopped) instance.
+pub struct Instance {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// The SMTP port on 127.0.0.1.
+    pub port: u16,
+    child: Option<Child>,
+    pub domain: String,
+    pub user: String,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("find a free port")
+}
+
+impl Instance {
+    /// `ironpost quickstart` into a temporary folder (domain example.test,
+    /// user jerry), SMTP on a free port, and `main_cf` appended to main.cf.
+    /// Not started yet.
+    pub fn new(ironpost: &str, main_cf: &str) -> Instance {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let root = dir.path().join("demo");
+        let out = std::process::Command::new(ironpost)
+            .arg("quickstart")
+            .arg(&root)
+            .args([
+                "--domain",
+                "example.test",
+                "--user",
+                "jerry",
+                "--port-offset",
+                "10000",
+            ])
+            .output()
+            .expect("run ironpost quickstart");
+        assert!(
+            out.status.success(),
+            "quickstart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let master = std::fs::read_to_string(root.join("etc/master.cf")).unwrap();
+        let master = master.replace("127.0.0.1:10025 ", &format!("127.0.0.1:{port} "));
+        std::fs::write(root.join("etc/master.cf"), master).unwrap();
+        if !main_cf.is_empty() {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(root.join("etc/main.cf"))
+                .unwrap();
+            writeln!(f, "{main_cf}").unwrap();
+        }
+        Instance {
+            dir,
+            bin: PathBuf::from(ironpost),
+            port,
+            child: None,
+            domain: "example.test".into(),
+            user: "jerry".into(),
+        }
+    }
+
+    /// The instance's folder.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("demo")
+    }
+
+    /// The configuration directory.
+    pub fn etc(&self) -> PathBuf {
+        self.root().join("etc")
+    }
+
+    /// Starts `ironpost serve` and waits until it accepts connections.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already started");
+        let child = std::process::Command::new(&self.bin)
+            .arg("serve")
+            .arg("-c")
+            .arg(self.etc())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ironpost serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(c) = &mut self.child
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                let mut err = String::new();
+                if let Some(mut e) = c.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("ironpost serve exited with {status}: {err}");
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "ironpost serve did not listen on port {} within 20 s",
+            self.port
+        );
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// A new SMTP connection, greeting read.
+    pub fn connect(&self) -> Smtp {
+        let mut s = Smtp::connect(self.port);
+        let greeting = s.read_reply();
+        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        s
+    }
+
+    /// The mail log so far.
+    pub fn maillog(&self) -> String {
+        std::fs::read_to_string(self.root().join("log/maillog")).unwrap_or_default()
+    }
+
+    /// Waits until the mail log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.maillog();
+            if log.contains(needle) {
+                return log;
+            }
+            if Instant::now() > deadline {
+                panic!("the mail log never showed {needle:?}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The Maildir `new/` files of a virtual user, sorted by name.
+    pub fn maildir_new(&self, user: &str) -> Vec<PathBuf> {
+        let dir = self
+            .root()
+            .join("vmail")
+            .join(&self.domain)
+            .join(user)
+            .join("new");
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Waits until `user` has `n` messages and returns their contents.
+    pub fn wait_messages(&self, user: &str, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let files = self.maildir_new(user);
+            if files.len() >= n {
+                return files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{user} has {} messages, expected {n}; mail log:\n{}",
+                    files.len(),
+                    self.maillog()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Files in one queue directory (`incoming`, `deferred`, ...).
+    pub fn queue_files(&self, queue: &str) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root().join("spool").join(queue))
+            .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A raw SMTP client connection, line by line, as telnet.
+pub struct Smtp {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+impl Smtp {
+    pub fn connect(port: u16) -> Smtp {
+        Smtp::try_connect(port).expect("connect")
+    }
+
+    /// Like [`Smtp::connect`], `None` when nobody listens.
+    pub fn try_connect(port: u16) -> Option<Smtp> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Some(Smtp {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        })
+    }
+
+    /// Sends bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends one line, CRLF added.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Reads one whole reply (all its lines), CRLFs included, or "" at EOF.
+    pub fn read_reply(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return out,
+                Ok(_) => {}
+            }
+            out.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return out;
+            }
+        }
+    }
+
+    /// Sends a line and returns the reply without the final CRLF.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(line);
+        self.read_reply().trim_end().to_string()
+    }
+
+    /// Whether the server closed the connection (EOF on read).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0))
+    }
+}
