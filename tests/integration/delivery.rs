@@ -510,3 +510,79 @@ fn pflogsumm_reads_the_mail_log() {
     assert!(sessions >= 4, "{log}");
     assert_eq!(grab("connections"), sessions, "{}\n{log}", out.stdout);
 }
+
+#[test]
+fn temporary_failures_are_retried_and_loops_bounce() {
+    let (mut inst, homes) = local_instance("home_mailbox = Maildir/\n");
+    let flag = inst.path("flag");
+    let out = inst.path("flaky.out");
+    newaliases(
+        &inst,
+        &format!(
+            "flaky: \"|/bin/sh -c 'test -e {} && cat > {} || exit 75'\"\n",
+            flag.display(),
+            out.display()
+        ),
+    );
+    if nix::unistd::geteuid().is_root() {
+        let _ = std::fs::set_permissions(
+            inst.root(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        );
+    }
+    inst.start();
+    let etc = inst.etc().display().to_string();
+
+    // EX_TEMPFAIL from the command: deferred, kept, retried on a flush.
+    let id = send(
+        &inst,
+        "<ann@example.test>",
+        &["flaky"],
+        "Subject: flaky\r\n\r\ntry again\r\n",
+    );
+    let log = inst.wait_log(&format!("{id}: to=<flaky@example.test>"));
+    assert!(log.contains("status=deferred"), "{log}");
+    let q = compat("mailq").args(["-c", &etc]).run();
+    assert!(q.stdout.contains(&id), "{}", q.stdout);
+    std::fs::write(&flag, "").unwrap();
+    let f = compat("postqueue").args(["-c", &etc, "-f"]).run();
+    assert_eq!(f.status, 0, "{}", f.stderr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "not retried:\n{}",
+            inst.maillog()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    inst.wait_log(&format!("{id}: removed"));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("Subject: flaky")
+    );
+
+    // A message that was already delivered to tom comes back: a loop.
+    send(
+        &inst,
+        "<ann@example.test>",
+        &["tom@example.test"],
+        "Delivered-To: tom@example.test\r\nSubject: looping\r\n\r\nround and round\r\n",
+    );
+    let ann_new = homes.join("ann/Maildir/new");
+    let files = wait_files(&ann_new, 1, &inst);
+    let bounce = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        bounce.contains("mail forwarding loop for tom@example.test"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("Status: 5.4.6"), "{bounce}");
+    assert!(
+        !homes.join("tom/Maildir/new").exists()
+            || std::fs::read_dir(homes.join("tom/Maildir/new"))
+                .unwrap()
+                .count()
+                == 0
+    );
+}

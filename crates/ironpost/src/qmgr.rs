@@ -360,7 +360,11 @@ impl Qmgr {
                             failed.push(bounce::Failed {
                                 address: o.to.clone(),
                                 original: r.orcpt.clone().unwrap_or_else(|| r.original.clone()),
-                                status: o.dsn.replacen('4', "5", 1),
+                                // A bounce is permanent: the class becomes 5.
+                                status: match o.dsn.strip_prefix('4') {
+                                    Some(rest) => format!("5{rest}"),
+                                    None => o.dsn.clone(),
+                                },
                                 diagnostic: o.text.clone(),
                             });
                         }

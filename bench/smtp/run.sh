@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# bench/smtp/run.sh: SMTP throughput of ironpost and of Postfix, on this
+# machine, in one run, configured the same way: one virtual mailbox domain,
+# Maildir delivery, the queue fsync'd before every 250.
+#
+# For each server, sessions (1, 20) and message size (1 KB, 50 KB), Postfix's
+# smtp-source sends MESSAGES messages to jerry@example.test and we measure
+#   accepted/s  = messages / time until smtp-source has all its 250s
+#   delivered/s = messages / time until the last one is in the Maildir
+#
+# Needs root (Postfix's master runs as root) and Debian's postfix package
+# (smtp-source, postfix). Usage: bench/smtp/run.sh [MESSAGES]   (default 10000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+MESSAGES=${1:-10000}
+WORK=$(mktemp -d /tmp/ironpost-bench.XXXXXX)
+IP_PORT=${IP_PORT:-12525}
+PF_PORT=${PF_PORT:-12526}
+trap 'cleanup' EXIT
+
+need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing (apt-get install $2)" >&2; exit 1; }; }
+need /usr/sbin/smtp-source postfix
+need /usr/sbin/postfix postfix
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root (Postfix's master needs it)" >&2; exit 1; }
+
+cargo build --release -q -p ironpost
+IRONPOST=$PWD/target/release/ironpost
+
+# --- ironpost ---------------------------------------------------------------
+$IRONPOST quickstart "$WORK/ip" --domain example.test --user jerry --port-offset 10000 >/dev/null
+sed -i "s/^127.0.0.1:10025 /127.0.0.1:$IP_PORT /" "$WORK/ip/etc/master.cf"
+
+# --- Postfix, the same way ---------------------------------------------------
+PF=$WORK/pf
+mkdir -p "$PF/etc" "$PF/spool" "$PF/data" "$PF/vmail"
+UID_=$(id -u nobody); GID_=$(id -g nobody)
+chown "$UID_:$GID_" "$PF/vmail"
+cat > "$PF/etc/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $PF/spool
+data_directory = $PF/data
+maillog_file = $PF/maillog
+maillog_file_prefixes = /tmp
+myhostname = mail.example.test
+mydomain = example.test
+myorigin = \$mydomain
+mydestination = localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+recipient_delimiter = +
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = $PF/vmail
+virtual_mailbox_maps = hash:$PF/etc/vmailbox
+virtual_uid_maps = static:$UID_
+virtual_gid_maps = static:$GID_
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+alias_maps =
+alias_database =
+CF
+printf 'jerry@example.test\texample.test/jerry/\n' > "$PF/etc/vmailbox"
+postmap "$PF/etc/vmailbox"
+sed "s/^smtp \{1,\}inet/127.0.0.1:$PF_PORT inet/" /usr/share/postfix/master.cf.dist > "$PF/etc/master.cf"
+postconf -c "$PF/etc" -F '*/*/chroot = n'
+grep -q "^127.0.0.1:$PF_PORT" "$PF/etc/master.cf" || { echo "bench: could not set the Postfix port" >&2; exit 1; }
+# Postfix accepts another configuration directory only when the default
+# one lists it.
+[ -e /etc/postfix/main.cf ] || printf 'compatibility_level = 3.6\n' > /etc/postfix/main.cf
+ORIG_ALT=$(postconf -h alternate_config_directories)
+postconf -e "alternate_config_directories = $PF/etc${ORIG_ALT:+, $ORIG_ALT}"
+postfix -c "$PF/etc" set-permissions >/dev/null 2>&1 || true
+chown -R postfix "$PF/data"
+
+cleanup() {
+    set +e
+    postfix -c "$PF/etc" stop >/dev/null 2>&1
+    [ -n "${IP_PID:-}" ] && kill "$IP_PID" 2>/dev/null && wait "$IP_PID" 2>/dev/null
+    postconf -e "alternate_config_directories = ${ORIG_ALT:-}"
+    rm -rf "$WORK"
+}
+
+count() { find "$1" -type f 2>/dev/null | wc -l; }
+
+# measure NAME PORT MAILDIR SESSIONS SIZE
+measure() {
+    local name=$1 port=$2 maildir=$3 sessions=$4 size=$5
+    local before; before=$(count "$maildir")
+    local t0; t0=$(date +%s.%N)
+    /usr/sbin/smtp-source -s "$sessions" -m "$MESSAGES" -l "$size" \
+        -f bench@example.test -t jerry@example.test "127.0.0.1:$port"
+    local t1; t1=$(date +%s.%N)
+    local want=$((before + MESSAGES))
+    while [ "$(count "$maildir")" -lt "$want" ]; do sleep 0.05; done
+    local t2; t2=$(date +%s.%N)
+    awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" -v c="$t2" -v name="$name" -v s="$sessions" -v l="$size" \
+        'BEGIN { printf "| %-8s | %8d | %6d KB | %10.0f | %11.0f |\n", name, s, l/1024, n/(b-a), n/(c-a) }'
+    # Empty the mailbox between runs (disk space, fair directory sizes).
+    find "$maildir" -type f -delete
+}
+
+$IRONPOST serve -c "$WORK/ip/etc" 2>"$WORK/ip.err" & IP_PID=$!
+postfix -c "$PF/etc" start >/dev/null 2>&1
+for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/$IP_PORT) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/$PF_PORT) 2>/dev/null && break
+    sleep 0.1
+done
+
+echo "$(nproc) cores, $(uname -sr), Postfix $(postconf -h mail_version), ironpost $($IRONPOST version | cut -d' ' -f2), $MESSAGES messages per row"
+echo
+echo "| server   | sessions | size     | accepted/s | delivered/s |"
+echo "|----------|---------:|---------:|-----------:|------------:|"
+for size in 1024 51200; do
+    for sessions in 1 20; do
+        measure ironpost "$IP_PORT" "$WORK/ip/vmail/example.test/jerry" "$sessions" "$size"
+        measure postfix "$PF_PORT" "$PF/vmail/example.test/jerry" "$sessions" "$size"
+    done
+done
