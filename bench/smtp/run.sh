@@ -15,6 +15,7 @@ cd "$(dirname "$0")/../.."
 
 MESSAGES=${1:-10000}
 WORK=$(mktemp -d /tmp/ironpost-bench.XXXXXX)
+chmod 755 "$WORK"   # Postfix's daemons run as postfix and must get in
 IP_PORT=${IP_PORT:-12525}
 PF_PORT=${PF_PORT:-12526}
 trap 'cleanup' EXIT
@@ -76,14 +77,17 @@ cleanup() {
     postfix -c "$PF/etc" stop >/dev/null 2>&1
     [ -n "${IP_PID:-}" ] && kill "$IP_PID" 2>/dev/null && wait "$IP_PID" 2>/dev/null
     postconf -e "alternate_config_directories = ${ORIG_ALT:-}"
-    rm -rf "$WORK"
+    [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 
-count() { find "$1" -type f 2>/dev/null | wc -l; }
+count() { { find "$1" -type f 2>/dev/null || true; } | wc -l; }
 
 # measure NAME PORT MAILDIR SESSIONS SIZE
 measure() {
     local name=$1 port=$2 maildir=$3 sessions=$4 size=$5
+    # Mailboxes are not emptied between rows: deleting thousands of files
+    # makes the next file creations on ext4 slow for a minute, which would
+    # penalise whichever server runs next.
     local before; before=$(count "$maildir")
     local t0; t0=$(date +%s.%N)
     /usr/sbin/smtp-source -s "$sessions" -m "$MESSAGES" -l "$size" \
@@ -94,12 +98,10 @@ measure() {
     local t2; t2=$(date +%s.%N)
     awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" -v c="$t2" -v name="$name" -v s="$sessions" -v l="$size" \
         'BEGIN { printf "| %-8s | %8d | %6d KB | %10.0f | %11.0f |\n", name, s, l/1024, n/(b-a), n/(c-a) }'
-    # Empty the mailbox between runs (disk space, fair directory sizes).
-    find "$maildir" -type f -delete
 }
 
 $IRONPOST serve -c "$WORK/ip/etc" 2>"$WORK/ip.err" & IP_PID=$!
-postfix -c "$PF/etc" start >/dev/null 2>&1
+postfix -c "$PF/etc" start >"$WORK/pf-start.log" 2>&1 || { cat "$WORK/pf-start.log" "$PF/maillog" >&2; exit 1; }
 for _ in $(seq 100); do
     (exec 3<>/dev/tcp/127.0.0.1/$IP_PORT) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/$PF_PORT) 2>/dev/null && break
     sleep 0.1

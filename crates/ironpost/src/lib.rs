@@ -8,6 +8,7 @@
 //!   (`postconf`, `postmap`, `postalias`, `newaliases`).
 //! - [`bounce`]: delivery status notifications (RFC 3464).
 //! - [`cleanup`]: Received header, missing headers, header size limit.
+//! - [`durable`]: group commit: one syncfs for concurrent writers.
 //! - [`ctl`]: the control socket the commands use to reach the daemon.
 //! - [`maps`]: lookup tables named `type:name` (hash, texthash, inline,
 //!   static, cidr, regexp, pcre, unix) and the Postfix search orders.
@@ -31,6 +32,7 @@ pub mod bounce;
 pub mod cleanup;
 pub mod cli;
 pub mod ctl;
+pub mod durable;
 pub mod host;
 pub mod local;
 pub mod mailbox;

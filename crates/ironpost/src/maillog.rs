@@ -130,7 +130,9 @@ impl MailLog {
 pub fn session_number() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let _ = NEXT.compare_exchange(0, std::process::id(), Ordering::Relaxed, Ordering::Relaxed);
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        let _ = NEXT.compare_exchange(0, std::process::id(), Ordering::Relaxed, Ordering::Relaxed);
+    }
     NEXT.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1)
 }
 

@@ -79,7 +79,15 @@ pub struct Qmgr {
     /// A flush request: deferred messages are due now.
     flush: Mutex<bool>,
     in_flight: Mutex<HashSet<QueueId>>,
+    /// Messages just queued by this process: delivered without a scan.
+    submitted: Mutex<Vec<QueueId>>,
+    /// A scan of the queue directories was asked for.
+    scan: std::sync::atomic::AtomicBool,
 }
+
+/// How often `incoming/` is scanned even when nothing asked for it (mail
+/// queued by other processes, or missed).
+const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Qmgr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +124,8 @@ impl Qmgr {
             wake: Notify::new(),
             flush: Mutex::new(false),
             in_flight: Mutex::new(HashSet::new()),
+            submitted: Mutex::new(Vec::new()),
+            scan: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -131,15 +141,25 @@ impl Qmgr {
             .clone()
     }
 
-    /// New mail is in `incoming/`.
+    /// New mail may be in `incoming/`: scan it.
     pub fn wake(&self) {
+        self.scan.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// This message was just queued in `incoming/`: deliver it (no scan).
+    pub fn submit(&self, id: QueueId) {
+        self.submitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
         self.wake.notify_one();
     }
 
     /// `postqueue -f`: every deferred message is due now.
     pub fn flush(&self) {
         *self.flush.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        self.wake.notify_one();
+        self.wake();
     }
 
     fn log(&self, program: &str, text: &str) {
@@ -178,23 +198,36 @@ impl Qmgr {
     pub async fn run(self: Arc<Self>) {
         let rt = self.rt();
         let limit = Arc::new(Semaphore::new(rt.settings.concurrency.max(1)));
+        let mut last_scan = Instant::now() - SCAN_INTERVAL;
+        let mut next_due: Option<SystemTime> = None;
         loop {
             let flush = std::mem::take(&mut *self.flush.lock().unwrap_or_else(|p| p.into_inner()));
-            let mut next_due: Option<SystemTime> = None;
-            let mut todo: Vec<(QueueId, QueueName)> = Vec::new();
-            if let Ok(ids) = self.queue.list(QueueName::Incoming) {
-                todo.extend(ids.into_iter().map(|id| (id, QueueName::Incoming)));
-            }
-            if let Ok(ids) = self.queue.list(QueueName::Deferred) {
-                let now = SystemTime::now();
-                for id in ids {
-                    let due = std::fs::metadata(self.queue.path(QueueName::Deferred, &id))
-                        .and_then(|m| m.modified())
-                        .unwrap_or(now);
-                    if flush || due <= now {
-                        todo.push((id, QueueName::Deferred));
-                    } else {
-                        next_due = Some(next_due.map_or(due, |n: SystemTime| n.min(due)));
+            let mut todo: Vec<(QueueId, QueueName)> =
+                std::mem::take(&mut *self.submitted.lock().unwrap_or_else(|p| p.into_inner()))
+                    .into_iter()
+                    .map(|id| (id, QueueName::Incoming))
+                    .collect();
+            let now = SystemTime::now();
+            let scan = self.scan.swap(false, std::sync::atomic::Ordering::Relaxed)
+                || flush
+                || last_scan.elapsed() >= SCAN_INTERVAL
+                || next_due.is_some_and(|d| d <= now);
+            if scan {
+                last_scan = Instant::now();
+                next_due = None;
+                if let Ok(ids) = self.queue.list(QueueName::Incoming) {
+                    todo.extend(ids.into_iter().map(|id| (id, QueueName::Incoming)));
+                }
+                if let Ok(ids) = self.queue.list(QueueName::Deferred) {
+                    for id in ids {
+                        let due = std::fs::metadata(self.queue.path(QueueName::Deferred, &id))
+                            .and_then(|m| m.modified())
+                            .unwrap_or(now);
+                        if flush || due <= now {
+                            todo.push((id, QueueName::Deferred));
+                        } else {
+                            next_due = Some(next_due.map_or(due, |n: SystemTime| n.min(due)));
+                        }
                     }
                 }
             }
@@ -219,14 +252,14 @@ impl Qmgr {
                 });
             }
             let rt = self.rt();
-            let mut wait = rt.settings.queue_run_delay;
+            let mut wait = rt.settings.queue_run_delay.min(SCAN_INTERVAL);
             if let Some(due) = next_due {
                 let until = due
                     .duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO);
                 wait = wait.min(until);
             }
-            let wait = wait.max(Duration::from_millis(50));
+            let wait = wait.max(Duration::from_millis(10));
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}

@@ -592,7 +592,7 @@ pub fn serve_stdio(config_dir: Option<&Path>) -> Result<(), StartError> {
         log,
         notify: Arc::new(move |n| {
             let word = match n {
-                session::Notice::Queued => "wake",
+                session::Notice::Queued(_) => "wake",
                 session::Notice::Flush => "flush",
             };
             let _ = crate::ctl::request(&qd, word);

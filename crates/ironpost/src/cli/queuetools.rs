@@ -335,7 +335,7 @@ impl Op {
     fn apply(self, queue: &Queue, q: QueueName, id: &QueueId) -> io::Result<()> {
         match self {
             Op::Delete => queue.remove(q, id),
-            Op::Hold => queue.move_to(id, q, QueueName::Hold),
+            Op::Hold => queue.move_to_durably(id, q, QueueName::Hold),
             Op::Release => queue.move_to(id, q, QueueName::Deferred).and_then(|()| {
                 // Due now.
                 queue.set_next_attempt(QueueName::Deferred, id, SystemTime::now())

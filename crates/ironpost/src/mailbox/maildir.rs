@@ -9,9 +9,11 @@
 //!    Postfix's `make_dirs()` does;
 //! 2. create `tmp/<unique>` exclusively (mode 0600), write the message with
 //!    LF line ends (the SMTP form has CRLF; Postfix and every Maildir tool
-//!    store LF), fsync it;
+//!    store LF);
 //! 3. hard-link it into `new/` (rename when the file system has no hard
-//!    links), fsync `new/`; only now is the message delivered;
+//!    links), then commit the file and the new name to stable storage
+//!    ([`crate::durable::commit`], shared with concurrent deliveries);
+//!    only now is the message delivered;
 //! 4. remove the `tmp/` name. On any error the `tmp/` file is removed too,
 //!    so nothing is left behind and the caller can defer.
 //!
@@ -314,8 +316,8 @@ fn write_and_link(
         std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
             .map_err(|e| context(format!("change owner of {}", tmp_file.display()), e))?;
     }
+    // Made durable with new/ below (one commit for both).
     file.write_all(stored.data)
-        .and_then(|()| file.sync_all())
         .map_err(|e| context(format!("write maildir file {}", tmp_file.display()), e))?;
     drop(file);
 
@@ -341,11 +343,11 @@ fn write_and_link(
             }
         }
     }
-    if let Err(e) = nix::unistd::fsync(&new) {
+    if let Err(e) = crate::queue::sync_dir(&new_path) {
         // Not known to be on disk: take it back so that the retry after
         // the deferral does not deliver it twice.
         let _ = unlinkat(&new, new_name.as_str(), UnlinkatFlags::NoRemoveDir);
-        return Err(context(format!("fsync {}", new_path.display()), e.into()));
+        return Err(context(format!("fsync {}", new_path.display()), e));
     }
     Ok(new_path.join(new_name))
 }

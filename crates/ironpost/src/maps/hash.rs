@@ -296,8 +296,13 @@ pub struct HashTable {
     spec: String,
     source: PathBuf,
     db_path: PathBuf,
-    db: Mutex<Option<Arc<Db>>>,
+    /// The open index and when its identity was last checked.
+    db: Mutex<Option<(Arc<Db>, std::time::Instant)>>,
+    recheck: std::time::Duration,
 }
+
+/// How often an open index checks whether its file was replaced.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl HashTable {
     /// `spec` is the whole `hash:NAME`, `name` the source file's path.
@@ -308,7 +313,15 @@ impl HashTable {
             db_path: db_path(&source),
             source,
             db: Mutex::new(None),
+            recheck: RECHECK,
         }
+    }
+
+    /// The same table, checking its file on every lookup (for tests).
+    #[cfg(test)]
+    fn checking_always(mut self) -> HashTable {
+        self.recheck = std::time::Duration::ZERO;
+        self
     }
 
     fn unavailable(&self, what: &str, e: &io::Error) -> LookupError {
@@ -320,20 +333,32 @@ impl HashTable {
         ))
     }
 
-    /// The open index, reopened if the file was replaced since.
+    /// The open index, reopened if the file was replaced since. The file's
+    /// identity is checked at most every [`RECHECK`] (1 s), so a table rebuilt by
+    /// postmap is used within that time without a stat per lookup.
     fn current(&self) -> Result<Arc<Db>, LookupError> {
+        let now = std::time::Instant::now();
+        {
+            let guard = self.db.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((db, checked)) = guard.as_ref()
+                && now.duration_since(*checked) < self.recheck
+            {
+                return Ok(db.clone());
+            }
+        }
         let meta =
             std::fs::metadata(&self.db_path).map_err(|e| self.unavailable("open database", &e))?;
         let mut guard = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(db) = guard.as_ref()
+        if let Some((db, checked)) = guard.as_mut()
             && db.same_file(&meta)
         {
+            *checked = now;
             return Ok(db.clone());
         }
         let db =
             Arc::new(Db::open(&self.db_path).map_err(|e| self.unavailable("open database", &e))?);
         self.warn_if_stale(&meta);
-        *guard = Some(db.clone());
+        *guard = Some((db.clone(), now));
         Ok(db)
     }
 
@@ -413,7 +438,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("aliases");
         let spec = format!("hash:{}", source.display());
-        let t = HashTable::new(&spec, source.to_str().unwrap());
+        let t = HashTable::new(&spec, source.to_str().unwrap()).checking_always();
         let err = t.lookup("root").unwrap_err();
         assert_eq!(
             err.0,
@@ -431,13 +456,28 @@ mod tests {
     }
 
     #[test]
+    fn a_rebuilt_table_is_used_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("virtual");
+        write_index(&db_path(&source), &[("a".into(), "one".into())]).unwrap();
+        let t = HashTable::new("hash:virtual", source.to_str().unwrap());
+        assert_eq!(t.lookup("a").unwrap().as_deref(), Some("one"));
+        write_index(&db_path(&source), &[("a".into(), "two".into())]).unwrap();
+        let start = std::time::Instant::now();
+        while t.lookup("a").unwrap().as_deref() != Some("two") {
+            assert!(start.elapsed() < RECHECK * 3, "the rebuilt table was never used");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    #[test]
     fn damaged_files_are_errors_not_panics() {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("t");
         let db = db_path(&source);
         write_index(&db, &pairs(50)).unwrap();
         let good = std::fs::read(&db).unwrap();
-        let t = HashTable::new("hash:t", source.to_str().unwrap());
+        let t = HashTable::new("hash:t", source.to_str().unwrap()).checking_always();
         // Truncations and bit flips anywhere: lookups answer or fail, never panic.
         for cut in [0, 10, 63, 64, 100, good.len() - 1] {
             std::fs::write(&db, &good[..cut]).unwrap();

@@ -332,15 +332,16 @@ impl QueueFile {
         self.content_len
     }
 
-    /// Marks recipient `index` done, durably, before anything that could
-    /// make a second delivery attempt.
+    /// Marks recipient `index` done before anything that could make a
+    /// second delivery attempt. The byte is written, not fsync'd: a crash
+    /// of the process keeps it (the page cache survives); a power failure
+    /// may lose it, which means a second delivery, never a lost message.
     pub fn mark_done(&mut self, index: usize) -> io::Result<()> {
         let r = &mut self.envelope.recipients[index];
         if r.done {
             return Ok(());
         }
         self.file.write_all_at(b"D", r.state_offset)?;
-        self.file.sync_data()?;
         r.done = true;
         Ok(())
     }

@@ -10,11 +10,17 @@
 //!
 //! ## Durability
 //! [`Queue::enqueue`] writes the whole file under a dot name in `incoming/`,
-//! fsyncs it, links it under its ID and fsyncs the directory, and only then returns the ID: the caller answers `250 Ok:
-//! queued as ID` after that, so no acknowledged message can be lost by a
-//! crash. A delivered recipient is marked in place (one byte, then fdatasync)
-//! before the next attempt could repeat it. A file without its end marker
-//! was never acknowledged and is removed at start-up.
+//! links it under its ID and commits it to stable storage (file and
+//! directory entry; concurrent callers share one commit, see
+//! [`crate::durable`]), and only then returns the ID: the caller answers `250 Ok: queued as ID` after that, so no
+//! acknowledged message can be lost by a crash.
+//!
+//! What happens later only needs to be durable where undoing it could lose
+//! mail: moves between queues and removals are plain renames and unlinks
+//! (undone by a power failure, they mean a second delivery), and a
+//! delivered recipient is marked in place with one byte before the next
+//! attempt could repeat it. A dot file left by a crash was never
+//! acknowledged and is removed at start-up.
 //!
 //! The time of the next delivery attempt of a deferred message is the queue
 //! file's modification time, as in Postfix.
@@ -25,6 +31,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use file::{Envelope, QueueFile, Recipient};
@@ -114,7 +121,14 @@ impl std::fmt::Display for QueueId {
 #[derive(Debug, Clone)]
 pub struct Queue {
     root: PathBuf,
+    /// Names in `free/`: files of removed messages, kept to be rewritten
+    /// by the next messages instead of freeing and allocating an inode per
+    /// message (file systems slow down under that churn).
+    free: Arc<Mutex<Vec<String>>>,
 }
+
+/// The most files kept in `free/`.
+const MAX_FREE: usize = 1024;
 
 impl Queue {
     /// Opens the queue at `root`, creating the directories it lacks.
@@ -123,9 +137,54 @@ impl Queue {
             fs::create_dir_all(root.join(q.dir()))?;
         }
         fs::create_dir_all(root.join("defer"))?;
+        fs::create_dir_all(root.join("free"))?;
+        let mut free = Vec::new();
+        for entry in fs::read_dir(root.join("free"))?.flatten() {
+            match entry.file_name().into_string() {
+                Ok(name) if free.len() < MAX_FREE => free.push(name),
+                _ => {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(Queue {
             root: root.to_path_buf(),
+            free: Arc::new(Mutex::new(free)),
         })
+    }
+
+    /// Takes a file from `free/` and renames it to `to` (which must not
+    /// exist), emptied; `None` when there is none.
+    fn take_free(&self, to: &Path) -> Option<File> {
+        loop {
+            let name = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            let from = self.root.join("free").join(&name);
+            match nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                &from,
+                nix::fcntl::AT_FDCWD,
+                to,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => {}
+                Err(nix::errno::Errno::EEXIST) => {
+                    self.free
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(name);
+                    return None;
+                }
+                // Gone (removed by hand, or listed twice): try the next.
+                Err(_) => continue,
+            }
+            match OpenOptions::new().write(true).truncate(true).open(to) {
+                Ok(f) => return Some(f),
+                Err(_) => {
+                    let _ = fs::remove_file(to);
+                    return None;
+                }
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -175,14 +234,17 @@ impl Queue {
             // under its ID once whole and fsync'd: the queue manager never
             // sees a half-written file.
             let tmp = dir.join(format!(".{id}"));
-            let mut f = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
+            let reused = self.take_free(&tmp);
+            let mut f = match reused {
+                Some(f) => f,
+                None => match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                },
             };
             let bytes = file::encode(env, &content(&id));
-            let written = f.write_all(&bytes).and_then(|()| f.sync_all());
-            if let Err(e) = written {
+            if let Err(e) = f.write_all(&bytes) {
                 let _ = fs::remove_file(&tmp);
                 return Err(e);
             }
@@ -233,21 +295,39 @@ impl Queue {
             .find(|q| self.path(*q, id).exists())
     }
 
-    /// Moves a message between queues (a rename; the directory of the
-    /// destination is synced so the move survives a crash).
+    /// Moves a message between queues (a rename). Not synced: if a crash
+    /// undoes it, the message is in its old queue, from where it is
+    /// delivered again; nothing is lost.
     pub fn move_to(&self, id: &QueueId, from: QueueName, to: QueueName) -> io::Result<()> {
         if from == to {
             return Ok(());
         }
-        fs::rename(self.path(from, id), self.path(to, id))?;
+        fs::rename(self.path(from, id), self.path(to, id))
+    }
+
+    /// Like [`Queue::move_to`], and durable: for moves that must not be
+    /// undone (a message put on hold by the administrator).
+    pub fn move_to_durably(&self, id: &QueueId, from: QueueName, to: QueueName) -> io::Result<()> {
+        self.move_to(id, from, to)?;
         sync_dir(&self.dir(to))
     }
 
-    /// Removes a message and its defer log.
+    /// Removes a message and its defer log. Not synced: a removal undone by
+    /// a power failure means a second delivery, never a lost message.
     pub fn remove(&self, q: QueueName, id: &QueueId) -> io::Result<()> {
-        fs::remove_file(self.path(q, id))?;
+        let path = self.path(q, id);
+        let keep = self.free.lock().unwrap_or_else(|p| p.into_inner()).len() < MAX_FREE;
+        let kept = keep && fs::rename(&path, self.root.join("free").join(id.as_str())).is_ok();
+        if kept {
+            self.free
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(id.as_str().to_string());
+        } else {
+            fs::remove_file(&path)?;
+        }
         let _ = fs::remove_file(self.defer_log(id));
-        sync_dir(&self.dir(q))
+        Ok(())
     }
 
     /// The file with the reasons for deferred recipients (for mailq).
@@ -267,9 +347,11 @@ impl Queue {
     }
 }
 
-/// fsync of a directory, so that names created or renamed in it survive.
+/// Makes names created or renamed in `dir` (and everything else written
+/// to its file system) durable; concurrent callers share one commit (see
+/// [`crate::durable`]).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::durable::commit(dir)
 }
 
 #[cfg(test)]

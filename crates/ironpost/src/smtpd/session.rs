@@ -157,10 +157,10 @@ impl Smtpd {
 }
 
 /// What a session tells the queue manager.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// A message was queued.
-    Queued,
+    /// A message was queued in `incoming/`.
+    Queued(crate::queue::QueueId),
     /// ETRN: deferred mail is due now.
     Flush,
 }
@@ -180,7 +180,7 @@ impl Shared {
             queue,
             log,
             notify: Arc::new(move |n| match n {
-                Notice::Queued => qmgr.wake(),
+                Notice::Queued(id) => qmgr.submit(id),
                 Notice::Flush => qmgr.flush(),
             }),
         }
@@ -377,26 +377,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if let Some(d) = deadline {
             t = t.min(d.saturating_duration_since(Instant::now()));
         }
-        const CHUNK: usize = 64 * 1024;
-        let buf = self.input.spare(CHUNK);
-        let r = tokio::time::timeout(t, self.io.read(buf)).await;
+        const CHUNK: usize = 16 * 1024;
+        // Appends to the buffer's spare capacity: no zeroing per read.
+        let target = self.input.read_target(CHUNK);
+        let r = tokio::time::timeout(t, self.io.read_buf(target)).await;
         match r {
-            Ok(Ok(0)) => {
-                self.input.commit(CHUNK, 0);
-                Err(End::Lost)
-            }
-            Ok(Ok(n)) => {
-                self.input.commit(CHUNK, n);
-                Ok(())
-            }
-            Ok(Err(_)) => {
-                self.input.commit(CHUNK, 0);
-                Err(End::Io)
-            }
-            Err(_) => {
-                self.input.commit(CHUNK, 0);
-                Err(End::Timeout)
-            }
+            Ok(Ok(0)) => Err(End::Lost),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(End::Io),
+            Err(_) => Err(End::Timeout),
         }
     }
 
@@ -912,7 +901,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     &format!("{}/cleanup", self.smtpd.settings.syslog_name),
                     &format!("{id}: message-id={}", message_id.unwrap_or_default()),
                 );
-                (self.shared.notify)(Notice::Queued);
+                (self.shared.notify)(Notice::Queued(id.clone()));
                 reply::queued(id.as_str())
             }
             Ok(Err(e)) => {

@@ -27,20 +27,13 @@ impl LineBuffer {
         self.buf.extend_from_slice(data);
     }
 
-    /// Room to read into: the caller reads into the returned slice and
-    /// then calls [`LineBuffer::commit`] with the count.
-    pub fn spare(&mut self, n: usize) -> &mut [u8] {
+    /// The buffer to read into without zeroing memory first (for readers
+    /// that append to a `Vec`, such as tokio's `read_buf`): at least `n`
+    /// bytes of spare capacity.
+    pub fn read_target(&mut self, n: usize) -> &mut Vec<u8> {
         self.compact();
-        let len = self.buf.len();
-        self.buf.resize(len + n, 0);
-        &mut self.buf[len..]
-    }
-
-    /// After reading `n` bytes into [`LineBuffer::spare`] (which reserved
-    /// `reserved` bytes).
-    pub fn commit(&mut self, reserved: usize, n: usize) {
-        let len = self.buf.len();
-        self.buf.truncate(len - reserved + n.min(reserved));
+        self.buf.reserve(n);
+        &mut self.buf
     }
 
     fn compact(&mut self) {
