@@ -465,7 +465,10 @@ mod tests {
         write_index(&db_path(&source), &[("a".into(), "two".into())]).unwrap();
         let start = std::time::Instant::now();
         while t.lookup("a").unwrap().as_deref() != Some("two") {
-            assert!(start.elapsed() < RECHECK * 3, "the rebuilt table was never used");
+            assert!(
+                start.elapsed() < RECHECK * 3,
+                "the rebuilt table was never used"
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
