@@ -340,6 +340,19 @@ impl Daemon {
     }
 }
 
+/// The queue of queue_directory, created if missing.
+fn open_queue(cfg: &Config) -> Result<(PathBuf, Queue), StartError> {
+    let queue_dir = PathBuf::from(cfg.get_str(params::QUEUE_DIRECTORY)?.trim());
+    let queue = Queue::open(&queue_dir).map_err(|e| {
+        StartError(format!(
+            "queue_directory {}: {}",
+            queue_dir.display(),
+            ironpost_conf::io_reason(&e)
+        ))
+    })?;
+    Ok((queue_dir, queue))
+}
+
 /// Runs the daemon in the foreground until it is stopped.
 pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
     let cfg = Config::load(config_dir, &crate::host::facts())?;
@@ -349,14 +362,7 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
     if let Some(e) = cfg.check().into_iter().next() {
         return Err(e.into());
     }
-    let queue_dir = PathBuf::from(cfg.get_str(params::QUEUE_DIRECTORY)?.trim());
-    let queue = Queue::open(&queue_dir).map_err(|e| {
-        StartError(format!(
-            "queue_directory {}: {}",
-            queue_dir.display(),
-            ironpost_conf::io_reason(&e)
-        ))
-    })?;
+    let (queue_dir, queue) = open_queue(&cfg)?;
     let _pid = lock_pid_file(&queue_dir, &cfg)?;
     let syslog_name = cfg.get_str(params::SYSLOG_NAME)?.trim().to_string();
     let myhostname = cfg.get_str(params::MYHOSTNAME)?.trim().to_string();
@@ -567,14 +573,7 @@ fn bind_error(service: &str, addr: &SocketAddr, e: &std::io::Error) -> StartErro
 /// socket.
 pub fn serve_stdio(config_dir: Option<&Path>) -> Result<(), StartError> {
     let cfg = Config::load(config_dir, &crate::host::facts())?;
-    let queue_dir = PathBuf::from(cfg.get_str(params::QUEUE_DIRECTORY)?.trim());
-    let queue = Queue::open(&queue_dir).map_err(|e| {
-        StartError(format!(
-            "queue_directory {}: {}",
-            queue_dir.display(),
-            ironpost_conf::io_reason(&e)
-        ))
-    })?;
+    let (queue_dir, queue) = open_queue(&cfg)?;
     let myhostname = cfg.get_str(params::MYHOSTNAME)?.trim().to_string();
     let maillog_file = cfg.get_str(params::MAILLOG_FILE)?;
     let log = Arc::new(
