@@ -2,17 +2,21 @@
 //!
 //! Writers that must not acknowledge before their data is on stable storage
 //! (the queue before `250`, a Maildir delivery before the queue file goes)
-//! write their files and directory entries first, then call [`commit`]. A
-//! commit is one `syncfs(2)` of the file system: it writes back every dirty
-//! page and inode, commits the journal and flushes the device cache, so it
-//! covers file data and directory entries (what an fsync of each file and
-//! of its directory would). Callers that arrive while a commit runs wait
-//! for the next one, which covers all of them: twenty sessions queueing at
-//! once cost two device flushes, not forty.
+//! write their files and directory entries first, then call [`commit`] (or
+//! await [`commit_async`]). A commit is one `syncfs(2)` of the file system:
+//! it writes back every dirty page and inode, and flushes the device cache,
+//! so it covers file data and directory entries (what an fsync of each file
+//! and of its directory would).
 //!
-//! A caller returns only after a commit that started after its call has
-//! finished, so everything it wrote before calling is durable. An error of
-//! that commit is returned to every caller it covered.
+//! One committer thread per file system runs the commits: it takes every
+//! waiter that has arrived, runs one `syncfs`, and answers them all, while
+//! the next waiters gather for the following one. Twenty sessions queueing
+//! at once cost one device flush, not forty, and nobody holds a thread
+//! while waiting in async code.
+//!
+//! A waiter is answered only by a commit that started after it arrived, so
+//! everything it wrote before is durable; an error of that commit is
+//! returned to every waiter it covered.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,70 +25,103 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-#[derive(Default)]
-struct State {
-    /// Tickets handed out.
-    requested: u64,
-    /// Every ticket up to this one is covered by a finished commit.
-    committed: u64,
-    running: bool,
-    /// The last commit failed for the tickets up to `failed_upto`.
-    failed_upto: u64,
-    error: Option<(io::ErrorKind, String)>,
+enum Waiter {
+    Blocking(std::sync::mpsc::Sender<io::Result<()>>),
+    Async(tokio::sync::oneshot::Sender<io::Result<()>>),
 }
 
-type Group = Arc<(Mutex<State>, Condvar)>;
+impl Waiter {
+    fn answer(self, r: &Result<(), (io::ErrorKind, String)>) {
+        let r = r
+            .as_ref()
+            .map(|_| ())
+            .map_err(|(kind, msg)| io::Error::new(*kind, msg.clone()));
+        match self {
+            Waiter::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+            Waiter::Async(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
 
-fn group(dev: u64) -> Group {
-    static GROUPS: OnceLock<Mutex<HashMap<u64, Group>>> = OnceLock::new();
-    GROUPS
+/// The committer of one file system.
+struct Committer {
+    waiting: Mutex<Vec<Waiter>>,
+    cv: Condvar,
+}
+
+fn committer(path: &Path) -> io::Result<Arc<Committer>> {
+    static ALL: OnceLock<Mutex<HashMap<u64, Arc<Committer>>>> = OnceLock::new();
+    let dev = std::fs::metadata(path)?.dev();
+    let mut all = ALL
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(dev)
-        .or_default()
-        .clone()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = all.get(&dev) {
+        return Ok(c.clone());
+    }
+    let anchor = File::open(path)?;
+    let c = Arc::new(Committer {
+        waiting: Mutex::new(Vec::new()),
+        cv: Condvar::new(),
+    });
+    let me = c.clone();
+    std::thread::Builder::new()
+        .name(format!("commit-{dev}"))
+        .spawn(move || me.run(anchor))?;
+    all.insert(dev, c.clone());
+    Ok(c)
+}
+
+impl Committer {
+    fn run(&self, anchor: File) {
+        loop {
+            let batch = {
+                let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+                while w.is_empty() {
+                    w = self.cv.wait(w).unwrap_or_else(|p| p.into_inner());
+                }
+                std::mem::take(&mut *w)
+            };
+            let result = nix::unistd::syncfs(&anchor).map_err(|e| {
+                let e = io::Error::from(e);
+                (e.kind(), e.to_string())
+            });
+            for waiter in batch {
+                waiter.answer(&result);
+            }
+        }
+    }
+
+    fn add(&self, w: Waiter) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(w);
+        self.cv.notify_one();
+    }
 }
 
 /// Makes everything written so far to the file system holding `path` (a
-/// file or a directory) durable.
+/// file or a directory) durable; blocks until it is.
 pub fn commit(path: &Path) -> io::Result<()> {
-    let anchor = File::open(path)?;
-    let dev = anchor.metadata()?.dev();
-    let g = group(dev);
-    let (lock, cv) = &*g;
-    let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
-    st.requested += 1;
-    let ticket = st.requested;
-    loop {
-        if st.committed >= ticket {
-            return match &st.error {
-                Some((kind, msg)) if ticket <= st.failed_upto => {
-                    Err(io::Error::new(*kind, msg.clone()))
-                }
-                _ => Ok(()),
-            };
-        }
-        if !st.running {
-            st.running = true;
-            let target = st.requested;
-            drop(st);
-            let result = nix::unistd::syncfs(&anchor).map_err(io::Error::from);
-            st = lock.lock().unwrap_or_else(|p| p.into_inner());
-            st.running = false;
-            st.committed = target;
-            match result {
-                Ok(()) => st.error = None,
-                Err(e) => {
-                    st.failed_upto = target;
-                    st.error = Some((e.kind(), e.to_string()));
-                }
-            }
-            cv.notify_all();
-            continue;
-        }
-        st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
-    }
+    let c = committer(path)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    c.add(Waiter::Blocking(tx));
+    rx.recv()
+        .unwrap_or_else(|_| Err(io::Error::other("the committer stopped")))
+}
+
+/// [`commit`] for async code: waits without holding a thread.
+pub async fn commit_async(path: &Path) -> io::Result<()> {
+    let c = committer(path)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    c.add(Waiter::Async(tx));
+    rx.await
+        .unwrap_or_else(|_| Err(io::Error::other("the committer stopped")))
 }
 
 #[cfg(test)]
@@ -109,5 +146,17 @@ mod tests {
         }
         assert!(commit(&path.join("f0")).is_ok());
         assert!(commit(&path.join("missing")).is_err());
+    }
+
+    #[test]
+    fn async_commits_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            std::fs::write(dir.path().join("a"), b"x").unwrap();
+            commit_async(dir.path()).await.unwrap();
+        });
     }
 }

@@ -88,10 +88,9 @@ impl MailLog {
     /// Like [`MailLog::log`], with another number in the brackets: SMTP
     /// sessions carry their own (see [`session_number`]).
     pub fn log_as(&self, name: &str, pid: u32, text: &str) {
-        let now = chrono::Local::now();
         let line = format!(
             "{} {} {}[{}]: {}\n",
-            now.format("%b %e %H:%M:%S"),
+            timestamp(),
             self.host,
             name,
             pid,
@@ -119,6 +118,25 @@ impl MailLog {
         }
         Ok(())
     }
+}
+
+/// `Dec  2 07:29:25` in local time. Formatted once per second: finding
+/// the local time zone costs a look at /etc/localtime each time.
+fn timestamp() -> String {
+    use std::sync::Mutex as StdMutex;
+    static CACHE: StdMutex<(u64, String)> = StdMutex::new((0, String::new()));
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut c = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if c.0 != secs || c.1.is_empty() {
+        *c = (
+            secs,
+            chrono::Local::now().format("%b %e %H:%M:%S").to_string(),
+        );
+    }
+    c.1.clone()
 }
 
 /// A number for one SMTP session, written where Postfix writes the smtpd

@@ -121,14 +121,18 @@ impl std::fmt::Display for QueueId {
 #[derive(Debug, Clone)]
 pub struct Queue {
     root: PathBuf,
-    /// Names in `free/`: files of removed messages, kept to be rewritten
-    /// by the next messages instead of freeing and allocating an inode per
-    /// message (file systems slow down under that churn).
+    /// Files of removed messages, kept in `active/` under `.free-ID` names
+    /// to be rewritten by the next messages instead of freeing and
+    /// allocating an inode per message (file systems slow down under that
+    /// churn). Most messages are removed from `active/`, so keeping them
+    /// there makes the removal a rename within one directory.
     free: Arc<Mutex<Vec<String>>>,
 }
 
-/// The most files kept in `free/`.
+/// The most files kept for reuse.
 const MAX_FREE: usize = 1024;
+/// The name prefix of files kept for reuse (in `active/`).
+const FREE_PREFIX: &str = ".free-";
 
 impl Queue {
     /// Opens the queue at `root`, creating the directories it lacks.
@@ -137,14 +141,17 @@ impl Queue {
             fs::create_dir_all(root.join(q.dir()))?;
         }
         fs::create_dir_all(root.join("defer"))?;
-        fs::create_dir_all(root.join("free"))?;
         let mut free = Vec::new();
-        for entry in fs::read_dir(root.join("free"))?.flatten() {
-            match entry.file_name().into_string() {
-                Ok(name) if free.len() < MAX_FREE => free.push(name),
-                _ => {
-                    let _ = fs::remove_file(entry.path());
-                }
+        for entry in fs::read_dir(root.join(QueueName::Active.dir()))?.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with(FREE_PREFIX) {
+                continue;
+            }
+            if free.len() < MAX_FREE {
+                free.push(name.to_string());
+            } else {
+                let _ = fs::remove_file(entry.path());
             }
         }
         Ok(Queue {
@@ -158,7 +165,7 @@ impl Queue {
     fn take_free(&self, to: &Path) -> Option<File> {
         loop {
             let name = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
-            let from = self.root.join("free").join(&name);
+            let from = self.dir(QueueName::Active).join(&name);
             match nix::fcntl::renameat2(
                 nix::fcntl::AT_FDCWD,
                 &from,
@@ -224,6 +231,21 @@ impl Queue {
         &self,
         q: QueueName,
         env: &Envelope,
+        content: impl FnMut(&QueueId) -> std::borrow::Cow<'c, [u8]>,
+    ) -> io::Result<QueueId> {
+        let id = self.enqueue_uncommitted(q, env, content)?;
+        sync_dir(&self.dir(q))?;
+        Ok(id)
+    }
+
+    /// [`Queue::enqueue_with`] without the final commit: the file is whole
+    /// and visible under its ID, but not known to be on stable storage
+    /// until the caller has run [`crate::durable::commit`] (or its async
+    /// form) on the queue directory. Nothing may be acknowledged before.
+    pub fn enqueue_uncommitted<'c>(
+        &self,
+        q: QueueName,
+        env: &Envelope,
         mut content: impl FnMut(&QueueId) -> std::borrow::Cow<'c, [u8]>,
     ) -> io::Result<QueueId> {
         let dir = self.dir(q);
@@ -256,7 +278,6 @@ impl Queue {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
-            sync_dir(&dir)?;
             return Ok(id);
         }
         Err(io::Error::other("cannot find a free queue ID"))
@@ -269,7 +290,9 @@ impl Queue {
         for q in QueueName::ALL {
             for entry in fs::read_dir(self.dir(q))? {
                 let entry = entry?;
-                if entry.file_name().to_string_lossy().starts_with('.') {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && !name.starts_with(FREE_PREFIX) {
                     fs::remove_file(entry.path())?;
                     n += 1;
                 }
@@ -317,12 +340,13 @@ impl Queue {
     pub fn remove(&self, q: QueueName, id: &QueueId) -> io::Result<()> {
         let path = self.path(q, id);
         let keep = self.free.lock().unwrap_or_else(|p| p.into_inner()).len() < MAX_FREE;
-        let kept = keep && fs::rename(&path, self.root.join("free").join(id.as_str())).is_ok();
+        let name = format!("{FREE_PREFIX}{id}");
+        let kept = keep && fs::rename(&path, self.dir(QueueName::Active).join(&name)).is_ok();
         if kept {
             self.free
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(id.as_str().to_string());
+                .push(name);
         } else {
             fs::remove_file(&path)?;
         }

@@ -868,7 +868,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let result = tokio::task::spawn_blocking(move || {
             let mut message_id = None;
             let now = chrono::Local::now().fixed_offset();
-            let id = queue.enqueue_with(QueueName::Incoming, &env, |id| {
+            let id = queue.enqueue_uncommitted(QueueName::Incoming, &env, |id| {
                 let origin = Origin {
                     queue_id: id.as_str(),
                     myhostname: &myhostname,
@@ -894,8 +894,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             id.map(|id| (id, message_id))
         })
         .await;
+        // On stable storage before the 250 (waiting without a thread).
+        let result = match result {
+            Ok(Ok(x)) => {
+                let queue = &self.shared.queue;
+                match crate::durable::commit_async(&queue.dir(QueueName::Incoming)).await {
+                    Ok(()) => Ok(x),
+                    Err(e) => {
+                        // Not acknowledged: the client sends it again.
+                        let _ = queue.remove(QueueName::Incoming, &x.0);
+                        Err(Some(e))
+                    }
+                }
+            }
+            Ok(Err(e)) => Err(Some(e)),
+            Err(_) => Err(None),
+        };
         match result {
-            Ok(Ok((id, message_id))) => {
+            Ok((id, message_id)) => {
                 self.log(&format!("{id}: client={}", self.client()));
                 self.shared.log.log(
                     &format!("{}/cleanup", self.smtpd.settings.syslog_name),
@@ -904,7 +920,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 (self.shared.notify)(Notice::Queued(id.clone()));
                 reply::queued(id.as_str())
             }
-            Ok(Err(e)) => {
+            Err(Some(e)) => {
                 tracing::error!("cannot write the queue file: {e}");
                 self.log(&format!(
                     "warning: queue file write error: {}",
@@ -912,7 +928,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 ));
                 reply::local_error()
             }
-            Err(_) => reply::local_error(),
+            Err(None) => reply::local_error(),
         }
     }
 }
