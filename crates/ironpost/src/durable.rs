@@ -105,9 +105,51 @@ impl Committer {
     }
 }
 
+thread_local! {
+    /// Inside [`deferring`]: the paths whose commit was put off.
+    static DEFERRED: std::cell::RefCell<Option<Vec<std::path::PathBuf>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with [`commit`] calls put off: they return at once and their
+/// paths are returned with `f`'s result. The caller must commit them (with
+/// [`commit_async`]) before anything that relies on what `f` wrote.
+pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Vec<std::path::PathBuf>) {
+    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let paths = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+    (out, paths)
+}
+
+/// Inside [`deferring`]: commits what was put off so far, now.
+pub fn commit_deferred_now() -> io::Result<()> {
+    let paths = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take));
+    for p in paths.unwrap_or_default() {
+        commit_blocking(&p)?;
+    }
+    Ok(())
+}
+
 /// Makes everything written so far to the file system holding `path` (a
-/// file or a directory) durable; blocks until it is.
+/// file or a directory) durable; blocks until it is (inside [`deferring`],
+/// only notes the path).
 pub fn commit(path: &Path) -> io::Result<()> {
+    let put_off = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(list) => {
+            if !list.iter().any(|p| p == path) {
+                list.push(path.to_path_buf());
+            }
+            true
+        }
+        None => false,
+    });
+    if put_off {
+        return Ok(());
+    }
+    commit_blocking(path)
+}
+
+fn commit_blocking(path: &Path) -> io::Result<()> {
     let c = committer(path)?;
     let (tx, rx) = std::sync::mpsc::channel();
     c.add(Waiter::Blocking(tx));
@@ -146,6 +188,19 @@ mod tests {
         }
         assert!(commit(&path.join("f0")).is_ok());
         assert!(commit(&path.join("missing")).is_err());
+    }
+
+    #[test]
+    fn deferred_commits_are_noted_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let ((), paths) = deferring(|| {
+            std::fs::write(dir.path().join("a"), b"x").unwrap();
+            commit(dir.path()).unwrap();
+            commit(dir.path()).unwrap();
+        });
+        assert_eq!(paths, vec![dir.path().to_path_buf()]);
+        let ((), none) = deferring(|| ());
+        assert!(none.is_empty());
     }
 
     #[test]

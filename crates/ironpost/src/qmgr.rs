@@ -95,6 +95,16 @@ impl std::fmt::Debug for Qmgr {
     }
 }
 
+/// What is left to do after [`Qmgr::deliver_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Nothing (the message was deferred, or is gone).
+    Done,
+    /// Every recipient is finished: remove the queue file once the
+    /// deliveries are durable.
+    Remove,
+}
+
 /// Postfix's way of writing delays: `0`, `0.01`, `1.2`, `37`.
 pub fn format_delay(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -242,8 +252,39 @@ impl Qmgr {
                     return;
                 };
                 let me = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    me.deliver_message(&id, from);
+                tokio::spawn(async move {
+                    // Deliver without waiting for the Maildir commits, then
+                    // wait for them here without holding a thread, then
+                    // remove the queue file.
+                    let me2 = me.clone();
+                    let id2 = id.clone();
+                    let done = tokio::task::spawn_blocking(move || {
+                        crate::durable::deferring(|| me2.deliver_message(&id2, from))
+                    })
+                    .await;
+                    if let Ok((Finish::Remove, paths)) = done {
+                        let mut ok = true;
+                        for p in &paths {
+                            if let Err(e) = crate::durable::commit_async(p).await {
+                                me.log(
+                                    "qmgr",
+                                    &format!(
+                                        "warning: {id}: commit failed: {e}; delivering again later"
+                                    ),
+                                );
+                                ok = false;
+                            }
+                        }
+                        if ok {
+                            if me.queue.remove(QueueName::Active, &id).is_ok() {
+                                me.log("qmgr", &format!("{id}: removed"));
+                            }
+                        } else {
+                            let _ = me
+                                .queue
+                                .move_to(&id, QueueName::Active, QueueName::Deferred);
+                        }
+                    }
                     me.in_flight
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -267,11 +308,15 @@ impl Qmgr {
         }
     }
 
-    /// Delivers one message (blocking: file I/O, fsync, local delivery).
-    pub fn deliver_message(&self, id: &QueueId, from: QueueName) {
+    /// Delivers one message (blocking: file I/O, local delivery). When every
+    /// recipient is finished it returns [`Finish::Remove`]: the caller
+    /// removes the queue file once what was delivered is durable (inside
+    /// [`crate::durable::deferring`], the caller commits; outside, the
+    /// deliveries already waited for their commits).
+    pub fn deliver_message(&self, id: &QueueId, from: QueueName) -> Finish {
         let rt = self.rt();
         if self.queue.move_to(id, from, QueueName::Active).is_err() {
-            return;
+            return Finish::Done;
         }
         let entered_active = SystemTime::now();
         let mut qf = match self.queue.read(QueueName::Active, id) {
@@ -281,14 +326,14 @@ impl Qmgr {
                 let _ = self
                     .queue
                     .move_to(id, QueueName::Active, QueueName::Corrupt);
-                return;
+                return Finish::Done;
             }
             Err(e) => {
                 self.log("qmgr", &format!("warning: {id}: {e}"));
                 let _ = self
                     .queue
                     .move_to(id, QueueName::Active, QueueName::Deferred);
-                return;
+                return Finish::Done;
             }
         };
         let env = qf.envelope.clone();
@@ -309,7 +354,7 @@ impl Qmgr {
             Err(e) => {
                 self.log("qmgr", &format!("warning: {id}: read: {e}"));
                 let _ = self.defer(id, &env, &[]);
-                return;
+                return Finish::Done;
             }
         };
         let age = env.arrival.elapsed().unwrap_or_default();
@@ -327,6 +372,10 @@ impl Qmgr {
         };
         let mut failed: Vec<bounce::Failed> = Vec::new();
         let mut deferred: Vec<(String, String)> = Vec::new();
+        // Recipients finished in this attempt; marked done only once their
+        // deliveries are durable (a mark on disk for a delivery that is not
+        // would lose the message).
+        let mut finished: Vec<usize> = Vec::new();
         for &i in &pending {
             let r = &env.recipients[i];
             let started = Instant::now();
@@ -405,26 +454,33 @@ impl Qmgr {
                     Status::Sent => {}
                 }
             }
-            if !any_deferred && let Err(e) = qf.mark_done(i) {
-                self.log(
-                    "qmgr",
-                    &format!("warning: {id}: cannot mark recipient done: {e}"),
-                );
-                deferred.push((r.address.clone(), format!("queue file write error: {e}")));
+            if !any_deferred {
+                finished.push(i);
             }
         }
         if !failed.is_empty() {
             self.notify_sender(&rt, id, &env, &content, &failed);
         }
-        if qf.all_done() {
-            drop(qf);
-            if self.queue.remove(QueueName::Active, id).is_ok() {
-                self.log("qmgr", &format!("{id}: removed"));
-            }
-        } else {
-            drop(qf);
-            let _ = self.defer(id, &env, &deferred);
+        if deferred.is_empty() {
+            // Every recipient is finished: no marks needed, the caller
+            // removes the file once the deliveries are durable.
+            return Finish::Remove;
         }
+        if let Err(e) = crate::durable::commit_deferred_now() {
+            self.log("qmgr", &format!("warning: {id}: commit failed: {e}"));
+            finished.clear();
+        }
+        for &i in &finished {
+            if let Err(e) = qf.mark_done(i) {
+                self.log(
+                    "qmgr",
+                    &format!("warning: {id}: cannot mark recipient done: {e}"),
+                );
+            }
+        }
+        drop(qf);
+        let _ = self.defer(id, &env, &deferred);
+        Finish::Done
     }
 
     fn deliver_recipient(&self, rt: &Runtime, msg: &Message<'_>, r: &Recipient) -> Delivered {
