@@ -10,14 +10,64 @@
 //! changes it per service, as in Postfix). Lines go to maillog_file, or to
 //! standard error when maillog_file is empty. [`MailLog::reopen`] reopens
 //! the file after log rotation.
+//!
+//! Lines for the file are appended to a buffer and written by a writer
+//! thread, a batch per write: sessions never wait for the disk or for each
+//! other to log. [`MailLog::flush`] (also run when the log is dropped)
+//! waits until everything logged so far is written.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// The buffer between the loggers and the writer thread.
+struct Pending {
+    state: Mutex<PendingState>,
+    /// Signalled when lines arrive (to the writer) and when a batch has
+    /// been written (to flushers).
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct PendingState {
+    buf: Vec<u8>,
+    /// Bytes appended and bytes written so far.
+    appended: u64,
+    written: u64,
+    file: Option<File>,
+    stop: bool,
+}
+
+impl Pending {
+    fn writer(self: Arc<Self>) {
+        loop {
+            let (batch, mut file) = {
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                while st.buf.is_empty() && !st.stop {
+                    st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                if st.buf.is_empty() && st.stop {
+                    return;
+                }
+                (std::mem::take(&mut st.buf), st.file.take())
+            };
+            // A failing log must not stop mail.
+            if let Some(f) = file.as_mut() {
+                let _ = f.write_all(&batch);
+            }
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.file.is_none() {
+                st.file = file;
+            }
+            st.written += batch.len() as u64;
+            self.cv.notify_all();
+        }
+    }
+}
 
 enum Sink {
-    File(PathBuf, File),
+    File(PathBuf, Arc<Pending>),
     Stderr,
     /// Collected lines, for tests.
     Memory(Vec<String>),
@@ -53,7 +103,18 @@ impl MailLog {
         } else {
             let path = PathBuf::from(maillog_file.trim());
             let file = open_append(&path)?;
-            Sink::File(path, file)
+            let pending = Arc::new(Pending {
+                state: Mutex::new(PendingState {
+                    file: Some(file),
+                    ..Default::default()
+                }),
+                cv: Condvar::new(),
+            });
+            let w = pending.clone();
+            std::thread::Builder::new()
+                .name("maillog".into())
+                .spawn(move || w.writer())?;
+            Sink::File(path, pending)
         };
         Ok(MailLog {
             sink: Mutex::new(sink),
@@ -98,10 +159,14 @@ impl MailLog {
         );
         let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
         match &mut *sink {
-            // One write per line, in append mode: lines from concurrent
-            // sessions never interleave. A failing log must not stop mail.
-            Sink::File(_, f) => {
-                let _ = f.write_all(line.as_bytes());
+            // Whole lines into the buffer: lines from concurrent sessions
+            // never interleave.
+            Sink::File(_, pending) => {
+                let mut st = pending.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.buf.extend_from_slice(line.as_bytes());
+                st.appended += line.len() as u64;
+                drop(st);
+                pending.cv.notify_all();
             }
             Sink::Stderr => {
                 let _ = io::stderr().write_all(line.as_bytes());
@@ -112,11 +177,39 @@ impl MailLog {
 
     /// Reopens the file (after rotation). Errors leave the old file in use.
     pub fn reopen(&self) -> io::Result<()> {
-        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-        if let Sink::File(path, file) = &mut *sink {
-            *file = open_append(path)?;
+        self.flush();
+        let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        if let Sink::File(path, pending) = &*sink {
+            let file = open_append(path)?;
+            let mut st = pending.state.lock().unwrap_or_else(|p| p.into_inner());
+            // The writer may hold the old file for a moment; it puts it
+            // back only if no new one is there.
+            st.file = Some(file);
         }
         Ok(())
+    }
+
+    /// Waits until every line logged so far is written to the file.
+    pub fn flush(&self) {
+        let pending = match &*self.sink.lock().unwrap_or_else(|p| p.into_inner()) {
+            Sink::File(_, p) => p.clone(),
+            _ => return,
+        };
+        let mut st = pending.state.lock().unwrap_or_else(|p| p.into_inner());
+        let target = st.appended;
+        while st.written < target {
+            st = pending.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for MailLog {
+    fn drop(&mut self) {
+        self.flush();
+        if let Sink::File(_, pending) = &*self.sink.lock().unwrap_or_else(|p| p.into_inner()) {
+            pending.state.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+            pending.cv.notify_all();
+        }
     }
 }
 
@@ -164,6 +257,7 @@ mod tests {
         let path = dir.path().join("log/maillog");
         let log = MailLog::open(path.to_str().unwrap(), "mail.example.test").unwrap();
         log.log("ironpost/smtpd", "3F1A2B4C5D: client=localhost[127.0.0.1]");
+        log.flush();
         let text = std::fs::read_to_string(&path).unwrap();
         let re = regex::Regex::new(
             r"^[A-Z][a-z]{2} [ 1-3][0-9] \d\d:\d\d:\d\d mail ironpost/smtpd\[\d+\]: 3F1A2B4C5D: client=localhost\[127\.0\.0\.1\]\n$",
@@ -173,6 +267,7 @@ mod tests {
         std::fs::rename(&path, dir.path().join("log/maillog.1")).unwrap();
         log.reopen().unwrap();
         log.log("ironpost/qmgr", "3F1A2B4C5D: removed");
+        log.flush();
         assert!(
             std::fs::read_to_string(&path)
                 .unwrap()

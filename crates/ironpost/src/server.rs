@@ -535,6 +535,7 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
             }
         }
         daemon.master_log("terminating on signal 15");
+        daemon.log.flush();
         let _ = std::fs::remove_file(crate::ctl::socket_path(&queue_dir));
         Ok(())
     })?;
