@@ -6,6 +6,7 @@
 //! ## Layout
 //! - [`cli`]: the commands, under their own names and Postfix's
 //!   (`postconf`, `postmap`, `postalias`, `newaliases`).
+//! - [`auth`]: stored passwords (Dovecot's schemes, crypt(3)).
 //! - [`bounce`]: delivery status notifications (RFC 3464).
 //! - [`cleanup`]: Received header, missing headers, header size limit.
 //! - [`durable`]: group commit: one syncfs for concurrent writers.
@@ -28,6 +29,7 @@
 //! - [`host`]: facts about the machine (host name, interface addresses) that
 //!   configuration defaults are computed from.
 
+pub mod auth;
 pub mod bounce;
 pub mod cleanup;
 pub mod cli;
