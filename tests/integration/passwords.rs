@@ -64,3 +64,32 @@ fn shadow_crypt_formats() {
     assert!(stored.starts_with("$6$rounds=10000$"), "{stored}");
     check(&stored, "secret");
 }
+
+#[test]
+fn system_accounts_from_passwd_and_shadow_files() {
+    use ironpost::auth::system::{Check, Identity, SystemAuth};
+    let dir = tempfile::tempdir().unwrap();
+    let methods = ["yescrypt", "sha512crypt", "sha256crypt", "bcrypt", "md5crypt"];
+    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
+    let mut shadow = String::from("root:*:19000:0:99999:7:::\n");
+    for (i, m) in methods.iter().enumerate() {
+        let hash = tool("mkpasswd", &["-m", m, &format!("pw-{m}")]);
+        passwd.push_str(&format!("u{i}:x:{}:{}::/home/u{i}:/bin/sh\n", 2000 + i, 2000 + i));
+        shadow.push_str(&format!("u{i}:{hash}:19000:0:99999:7:::\n"));
+    }
+    std::fs::write(dir.path().join("passwd"), passwd).unwrap();
+    std::fs::write(dir.path().join("shadow"), shadow).unwrap();
+    let auth = SystemAuth {
+        passwd_file: dir.path().join("passwd"),
+        shadow_file: dir.path().join("shadow"),
+        enabled: true,
+        default_realm: "example.test".into(),
+    };
+    for (i, m) in methods.iter().enumerate() {
+        let user = format!("u{i}");
+        assert_eq!(auth.identify(&user).unwrap(), Identity::System(user.clone()));
+        assert_eq!(auth.check(&user, &format!("pw-{m}")), Check::Accepted, "{m}");
+        assert_eq!(auth.check(&user, "pw-wrong"), Check::Refused, "{m}");
+    }
+    assert_eq!(auth.check("root", ""), Check::Refused);
+}

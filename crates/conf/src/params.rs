@@ -105,6 +105,10 @@ params! {
         "Rewrite user%domain in a local address to user@domain (the address is then treated as routed).";
     APPEND_AT_MYORIGIN = "append_at_myorigin", Kind::Bool, T("yes"),
         "Append @$myorigin to addresses without a domain.";
+    AUTH_DEFAULT_REALM = "auth_default_realm", Kind::Str, T("$mydomain"),
+        "The domain added to a login name without one that is not a system account (Dovecot's auth_default_realm).";
+    AUTH_SYSTEM_USERS = "auth_system_users", Kind::Bool, T("yes"),
+        "Let system accounts (passwd_file and shadow_file) log in with their login name, as saslauthd with MECH=shadow does.";
     BOUNCE_QUEUE_LIFETIME = "bounce_queue_lifetime", Kind::Time { unit: 'd' }, T("5d"),
         "How long a bounce message may stay in the queue before it is given up.";
     COMMAND_TIME_LIMIT = "command_time_limit", Kind::Time { unit: 's' }, T("1000s"),
@@ -194,6 +198,8 @@ params! {
         "Tables of the recipients that exist in relay_domains; empty accepts every address there.";
     RELAYHOST = "relayhost", Kind::Str, T(""),
         "The next-hop host for mail to remote domains; empty means direct delivery by MX lookup.";
+    SHADOW_FILE = "shadow_file", Kind::Path, T("/etc/shadow"),
+        "The shadow(5) file with the password hashes of the system accounts.";
     SMTPD_BANNER = "smtpd_banner", Kind::Str, T("$myhostname ESMTP $mail_name"),
         "The text that follows 220 in the SMTP greeting.";
     SMTPD_CLIENT_CONNECTION_COUNT_LIMIT = "smtpd_client_connection_count_limit", Kind::Int { min: 0, max: i64::MAX }, T("50"),

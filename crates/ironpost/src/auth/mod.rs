@@ -4,5 +4,7 @@
 //! ## Layout
 //! - [`password`]: password schemes in Dovecot's notation and crypt(3)
 //!   strings; new passwords as `{ARGON2ID}`.
+//! - [`system`]: system accounts (passwd + shadow) and login names.
 
 pub mod password;
+pub mod system;

@@ -1,0 +1,204 @@
+//! System accounts as login users: the passwd file says who exists, the
+//! shadow file holds their password hashes (crypt(3) strings: yescrypt,
+//! SHA-512, SHA-256, bcrypt, MD5), as saslauthd with MECH=shadow checks
+//! them. Both paths are parameters (passwd_file, shadow_file).
+//!
+//! Login names follow Dovecot: a full address names a virtual user; a bare
+//! name is a system account when there is one (and auth_system_users is
+//! on), else it is completed with `@auth_default_realm`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use ironpost_conf::{ConfError, Config, params};
+
+use super::password;
+use crate::sysuser;
+
+/// Who a login name stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A system account, by login name.
+    System(String),
+    /// A virtual user, by address (domain in lower case).
+    Virtual(String),
+}
+
+/// The settings of system logins.
+#[derive(Debug, Clone)]
+pub struct SystemAuth {
+    pub passwd_file: PathBuf,
+    pub shadow_file: PathBuf,
+    pub enabled: bool,
+    pub default_realm: String,
+}
+
+/// The outcome of a password check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Accepted,
+    /// Wrong password, unknown user, locked or password-less account: all
+    /// look the same to the client.
+    Refused,
+    /// The check could not be made (unreadable file, damaged hash): a
+    /// temporary failure.
+    Unavailable(String),
+}
+
+impl SystemAuth {
+    pub fn from_config(cfg: &Config) -> Result<SystemAuth, ConfError> {
+        Ok(SystemAuth {
+            passwd_file: PathBuf::from(cfg.get_str(params::PASSWD_FILE)?.trim()),
+            shadow_file: PathBuf::from(cfg.get_str(params::SHADOW_FILE)?.trim()),
+            enabled: cfg.get_bool(params::AUTH_SYSTEM_USERS)?,
+            default_realm: cfg
+                .get_str(params::AUTH_DEFAULT_REALM)?
+                .trim()
+                .to_lowercase(),
+        })
+    }
+
+    /// Who `login` is.
+    pub fn identify(&self, login: &str) -> io::Result<Identity> {
+        let login = login.trim();
+        if let Some((user, domain)) = login.rsplit_once('@') {
+            return Ok(Identity::Virtual(format!(
+                "{user}@{}",
+                domain.to_lowercase()
+            )));
+        }
+        if self.enabled && sysuser::lookup(&self.passwd_file, login)?.is_some() {
+            return Ok(Identity::System(login.to_string()));
+        }
+        Ok(Identity::Virtual(if self.default_realm.is_empty() {
+            login.to_string()
+        } else {
+            format!("{login}@{}", self.default_realm)
+        }))
+    }
+
+    /// Checks a system account's password against the shadow file.
+    pub fn check(&self, user: &str, password: &str) -> Check {
+        if !self.enabled {
+            return Check::Refused;
+        }
+        match sysuser::lookup(&self.passwd_file, user) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Check::Refused,
+            Err(e) => return Check::Unavailable(unreadable(&self.passwd_file, &e)),
+        }
+        let hash = match shadow_hash(&self.shadow_file, user) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Check::Refused,
+            Err(e) => return Check::Unavailable(unreadable(&self.shadow_file, &e)),
+        };
+        // Locked (`!`, `*`, `!!`, `!$6$...`) or empty: no password login.
+        if hash.is_empty() || hash.starts_with('!') || hash.starts_with('*') {
+            return Check::Refused;
+        }
+        match password::verify(&hash, password) {
+            Ok(true) => Check::Accepted,
+            Ok(false) => Check::Refused,
+            Err(e) => Check::Unavailable(format!(
+                "{}: password of {user}: {e}",
+                self.shadow_file.display()
+            )),
+        }
+    }
+}
+
+fn unreadable(path: &Path, e: &io::Error) -> String {
+    format!(
+        "cannot read {}: {}",
+        path.display(),
+        ironpost_conf::io_reason(e)
+    )
+}
+
+/// The second field of `user`'s line in a shadow file.
+fn shadow_hash(shadow_file: &Path, user: &str) -> io::Result<Option<String>> {
+    if user.is_empty() || user.contains(':') {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(shadow_file)?;
+    Ok(text.lines().find_map(|line| {
+        let mut f = line.split(':');
+        (f.next() == Some(user)).then(|| f.next().unwrap_or("").to_string())
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> (tempfile::TempDir, SystemAuth) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("passwd"),
+            "root:x:0:0:root:/root:/bin/sh\n\
+             jerry:x:1000:1000:Jerry:/home/jerry:/bin/sh\n\
+             locked:x:1001:1001::/home/locked:/bin/sh\n\
+             nopass:x:1002:1002::/home/nopass:/bin/sh\n",
+        )
+        .unwrap();
+        // `mkpasswd -m md5crypt secret` (Debian's whois).
+        std::fs::write(
+            dir.path().join("shadow"),
+            "root:*:19000:0:99999:7:::\n\
+             jerry:$1$Hw5uNwuI$GNHItEaIGqmainPdk//LZ1:19000:0:99999:7:::\n\
+             locked:!$1$Hw5uNwuI$GNHItEaIGqmainPdk//LZ1:19000:0:99999:7:::\n\
+             nopass::19000:0:99999:7:::\n\
+             ghost:$1$Hw5uNwuI$GNHItEaIGqmainPdk//LZ1:19000:0:99999:7:::\n",
+        )
+        .unwrap();
+        let auth = SystemAuth {
+            passwd_file: dir.path().join("passwd"),
+            shadow_file: dir.path().join("shadow"),
+            enabled: true,
+            default_realm: "example.test".into(),
+        };
+        (dir, auth)
+    }
+
+    #[test]
+    fn login_names() {
+        let (_d, mut a) = fixture();
+        assert_eq!(
+            a.identify("jerry").unwrap(),
+            Identity::System("jerry".into())
+        );
+        assert_eq!(
+            a.identify("tom").unwrap(),
+            Identity::Virtual("tom@example.test".into())
+        );
+        assert_eq!(
+            a.identify("Tom@Example.TEST").unwrap(),
+            Identity::Virtual("Tom@example.test".into())
+        );
+        a.enabled = false;
+        assert_eq!(
+            a.identify("jerry").unwrap(),
+            Identity::Virtual("jerry@example.test".into())
+        );
+    }
+
+    #[test]
+    fn shadow_passwords() {
+        let (_d, a) = fixture();
+        assert_eq!(a.check("jerry", "secret"), Check::Accepted);
+        assert_eq!(a.check("jerry", "wrong"), Check::Refused);
+        assert_eq!(a.check("locked", "secret"), Check::Refused);
+        assert_eq!(a.check("nopass", ""), Check::Refused);
+        assert_eq!(a.check("root", "secret"), Check::Refused);
+        // In shadow but not in passwd: not an account.
+        assert_eq!(a.check("ghost", "secret"), Check::Refused);
+        assert_eq!(a.check("nobody", "secret"), Check::Refused);
+        let missing = SystemAuth {
+            shadow_file: "/nonexistent/shadow".into(),
+            ..a.clone()
+        };
+        assert!(
+            matches!(missing.check("jerry", "secret"), Check::Unavailable(m) if m.contains("/nonexistent/shadow"))
+        );
+    }
+}
