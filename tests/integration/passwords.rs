@@ -69,12 +69,22 @@ fn shadow_crypt_formats() {
 fn system_accounts_from_passwd_and_shadow_files() {
     use ironpost::auth::system::{Check, Identity, SystemAuth};
     let dir = tempfile::tempdir().unwrap();
-    let methods = ["yescrypt", "sha512crypt", "sha256crypt", "bcrypt", "md5crypt"];
+    let methods = [
+        "yescrypt",
+        "sha512crypt",
+        "sha256crypt",
+        "bcrypt",
+        "md5crypt",
+    ];
     let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
     let mut shadow = String::from("root:*:19000:0:99999:7:::\n");
     for (i, m) in methods.iter().enumerate() {
         let hash = tool("mkpasswd", &["-m", m, &format!("pw-{m}")]);
-        passwd.push_str(&format!("u{i}:x:{}:{}::/home/u{i}:/bin/sh\n", 2000 + i, 2000 + i));
+        passwd.push_str(&format!(
+            "u{i}:x:{}:{}::/home/u{i}:/bin/sh\n",
+            2000 + i,
+            2000 + i
+        ));
         shadow.push_str(&format!("u{i}:{hash}:19000:0:99999:7:::\n"));
     }
     std::fs::write(dir.path().join("passwd"), passwd).unwrap();
@@ -87,9 +97,33 @@ fn system_accounts_from_passwd_and_shadow_files() {
     };
     for (i, m) in methods.iter().enumerate() {
         let user = format!("u{i}");
-        assert_eq!(auth.identify(&user).unwrap(), Identity::System(user.clone()));
-        assert_eq!(auth.check(&user, &format!("pw-{m}")), Check::Accepted, "{m}");
+        assert_eq!(
+            auth.identify(&user).unwrap(),
+            Identity::System(user.clone())
+        );
+        assert_eq!(
+            auth.check(&user, &format!("pw-{m}")),
+            Check::Accepted,
+            "{m}"
+        );
         assert_eq!(auth.check(&user, "pw-wrong"), Check::Refused, "{m}");
     }
     assert_eq!(auth.check("root", ""), Check::Refused);
+}
+
+#[test]
+fn scram_keys_match_dovecot() {
+    use ironpost_proto::sasl::scram::ScramKeys;
+    for scheme in ["SCRAM-SHA-256", "SCRAM-SHA-1"] {
+        for password in ["pencil", "pässwörd with spaces"] {
+            let stored = tool("doveadm", &["pw", "-s", scheme, "-p", password]);
+            let (hash, theirs) = ScramKeys::from_dovecot(&stored)
+                .unwrap_or_else(|| panic!("cannot read {stored}"));
+            let ours = ScramKeys::derive(hash, password, &theirs.salt, theirs.iterations);
+            assert_eq!(ours, theirs, "{stored}");
+            assert_eq!(ours.to_dovecot(hash), stored);
+            let wrong = ScramKeys::derive(hash, "other", &theirs.salt, theirs.iterations);
+            assert_ne!(wrong, theirs);
+        }
+    }
 }

@@ -6,5 +6,7 @@
 //!
 //! ## Layout
 //! - [`smtp`]: SMTP commands, addresses, replies and the DATA stream.
+//! - [`sasl`]: SASL mechanisms (PLAIN, LOGIN, SCRAM), server side.
 
+pub mod sasl;
 pub mod smtp;
