@@ -274,9 +274,9 @@ fn local_delivery_with_aliases_forward_files_and_commands() {
     );
     assert!(bounce.contains("Status: 5.1.1"), "{bounce}");
     assert!(bounce.contains("Subject: lost"), "{bounce}");
-    let log = inst.wait_log("status=bounced");
+    let log = inst.wait_log("sender non-delivery notification");
     assert!(log.contains("relay=local"), "{log}");
-    assert!(log.contains("sender non-delivery notification"), "{log}");
+    assert!(log.contains("status=bounced"), "{log}");
 }
 
 #[test]

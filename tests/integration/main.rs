@@ -10,4 +10,5 @@ mod postconf_vs_postfix;
 mod postmap;
 mod queuetools;
 mod smtp;
+mod smtp_auth;
 mod tables_vs_postfix;

@@ -117,8 +117,8 @@ fn scram_keys_match_dovecot() {
     for scheme in ["SCRAM-SHA-256", "SCRAM-SHA-1"] {
         for password in ["pencil", "pässwörd with spaces"] {
             let stored = tool("doveadm", &["pw", "-s", scheme, "-p", password]);
-            let (hash, theirs) = ScramKeys::from_dovecot(&stored)
-                .unwrap_or_else(|| panic!("cannot read {stored}"));
+            let (hash, theirs) =
+                ScramKeys::from_dovecot(&stored).unwrap_or_else(|| panic!("cannot read {stored}"));
             let ours = ScramKeys::derive(hash, password, &theirs.salt, theirs.iterations);
             assert_eq!(ours, theirs, "{stored}");
             assert_eq!(ours.to_dovecot(hash), stored);

@@ -107,10 +107,14 @@ params! {
         "Append @$myorigin to addresses without a domain.";
     AUTH_DEFAULT_REALM = "auth_default_realm", Kind::Str, T("$mydomain"),
         "The domain added to a login name without one that is not a system account (Dovecot's auth_default_realm).";
+    AUTH_MECHANISMS = "auth_mechanisms", Kind::Words(&["plain", "login", "scram-sha-1", "scram-sha-256"]), T("plain login"),
+        "The SASL mechanisms offered, in Dovecot's names (SCRAM needs keys stored with the password).";
     AUTH_SYSTEM_USERS = "auth_system_users", Kind::Bool, T("yes"),
         "Let system accounts (passwd_file and shadow_file) log in with their login name, as saslauthd with MECH=shadow does.";
     BOUNCE_QUEUE_LIFETIME = "bounce_queue_lifetime", Kind::Time { unit: 'd' }, T("5d"),
         "How long a bounce message may stay in the queue before it is given up.";
+    BROKEN_SASL_AUTH_CLIENTS = "broken_sasl_auth_clients", Kind::Bool, T("no"),
+        "Also announce AUTH in the old AUTH=PLAIN LOGIN form that Outlook Express and old Microsoft clients need.";
     COMMAND_TIME_LIMIT = "command_time_limit", Kind::Time { unit: 's' }, T("1000s"),
         "How long a |command delivery may run before it is killed and the delivery deferred.";
     CONFIG_DIRECTORY = "config_directory", Kind::Path, Comp(C::ConfigDirectory),
@@ -125,6 +129,8 @@ params! {
         "The most simultaneous sessions of a service when its master.cf maxproc field is -.";
     DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
         "The SMTP reply code for the defer restriction.";
+    DISABLE_PLAINTEXT_AUTH = "disable_plaintext_auth", Kind::Bool, T("yes"),
+        "Refuse passwords over unencrypted connections, except from localhost and login_trusted_networks (Dovecot's setting, for every protocol).";
     DISABLE_VRFY_COMMAND = "disable_vrfy_command", Kind::Bool, T("no"),
         "Disable the SMTP VRFY command, which tells a client whether an address exists.";
     FAST_FLUSH_DOMAINS = "fast_flush_domains", Kind::List, T("$relay_domains"),
@@ -145,6 +151,8 @@ params! {
         "The longest SMTP command line accepted, in bytes.";
     LOCAL_RECIPIENT_MAPS = "local_recipient_maps", Kind::Maps, T("proxy:unix:passwd.byname $alias_maps"),
         "Tables of the local recipients that exist; mail to other names in local domains is refused at RCPT. Empty accepts every name.";
+    LOGIN_TRUSTED_NETWORKS = "login_trusted_networks", Kind::Networks, T(""),
+        "Networks whose clients may send passwords without TLS (Dovecot's setting).";
     MAIL_NAME = "mail_name", Kind::Str, T("ironpost"),
         "The mail system's name, used in the SMTP greeting and in Received headers.";
     MAIL_SPOOL_DIRECTORY = "mail_spool_directory", Kind::Path, T("/var/mail"),
@@ -232,12 +240,18 @@ params! {
         "Refuse senders in our own domains that do not exist, even without reject_unlisted_sender.";
     SMTPD_RELAY_RESTRICTIONS = "smtpd_relay_restrictions", Kind::List, T("permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"),
         "Restrictions that decide who may send mail to other domains through this server, checked at RCPT time.";
+    SMTPD_SASL_AUTH_ENABLE = "smtpd_sasl_auth_enable", Kind::Bool, T("no"),
+        "Offer SMTP AUTH (RFC 4954) to clients.";
+    SMTPD_SASL_LOCAL_DOMAIN = "smtpd_sasl_local_domain", Kind::Str, T(""),
+        "The realm added to SMTP AUTH login names without one (empty: auth_default_realm decides).";
     SMTPD_SENDER_RESTRICTIONS = "smtpd_sender_restrictions", Kind::List, T(""),
         "Restrictions on the envelope sender, checked at RCPT time.";
     SMTPD_SOFT_ERROR_LIMIT = "smtpd_soft_error_limit", Kind::Int { min: 1, max: i64::MAX }, T("10"),
         "The number of errors after which the server pauses smtpd_error_sleep_time before each reply.";
     SMTPD_TIMEOUT = "smtpd_timeout", Kind::Time { unit: 's' }, T("300s"),
         "How long the SMTP server waits for a client to send a command or data.";
+    SMTPD_TLS_AUTH_ONLY = "smtpd_tls_auth_only", Kind::Bool, T("no"),
+        "Offer AUTH only over TLS, whatever disable_plaintext_auth says.";
     SWAP_BANGPATH = "swap_bangpath", Kind::Bool, T("yes"),
         "Rewrite site!user in a local address to user@site (the address is then treated as routed).";
     SYSLOG_NAME = "syslog_name", Kind::Str, T("ironpost"),

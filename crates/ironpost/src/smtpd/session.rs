@@ -20,11 +20,16 @@ use ironpost_proto::smtp::line::LineBuffer;
 use ironpost_proto::smtp::reply::{self, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use ironpost_proto::sasl::login::{Login, Step as LoginStep};
+use ironpost_proto::sasl::{self, Mechanism, SaslError, plain};
+
 use super::check::{Actions, Facts, Policy, Verdict};
+use crate::auth::system::{Check, Identity, SystemAuth};
 use crate::cleanup::{self, Origin, ReceivedFrom};
 use crate::maillog::MailLog;
 use crate::maps::MapContext;
 use crate::maps::lists::DomainList;
+use crate::maps::lists::NetworkList;
 use crate::qmgr::Qmgr;
 use crate::queue::{Envelope, Queue, QueueName, Recipient};
 use crate::resolve::Resolver;
@@ -56,12 +61,31 @@ pub struct Settings {
     pub fast_flush_domains: DomainList,
 }
 
+/// SMTP AUTH (RFC 4954) settings, when smtpd_sasl_auth_enable = yes.
+#[derive(Debug)]
+pub struct Sasl {
+    /// Offered mechanisms, in order.
+    pub mechanisms: Vec<Mechanism>,
+    /// broken_sasl_auth_clients.
+    pub broken_clients: bool,
+    /// smtpd_tls_auth_only.
+    pub tls_only: bool,
+    /// disable_plaintext_auth.
+    pub disable_plaintext: bool,
+    /// login_trusted_networks.
+    pub trusted: NetworkList,
+    /// smtpd_sasl_local_domain.
+    pub local_domain: String,
+    pub accounts: SystemAuth,
+}
+
 /// An SMTP service: settings and restrictions.
 #[derive(Debug)]
 pub struct Smtpd {
     pub settings: Settings,
     pub policy: Policy,
     pub resolver: Arc<Resolver>,
+    pub sasl: Option<Sasl>,
 }
 
 impl Smtpd {
@@ -114,10 +138,43 @@ impl Smtpd {
             fast_flush_domains,
         };
         let policy = Policy::from_config(cfg, ctx, resolver.clone(), own_addresses)?;
+        let sasl = if cfg.get_bool(params::SMTPD_SASL_AUTH_ENABLE)? {
+            let trusted_value = cfg.get_str(params::LOGIN_TRUSTED_NETWORKS)?;
+            let trusted = NetworkList::new(&trusted_value, ctx).map_err(|m| {
+                ConfError::new(ironpost_conf::ErrorKind::BadValue {
+                    value: trusted_value.clone(),
+                    expected: m,
+                })
+                .for_param(params::LOGIN_TRUSTED_NETWORKS.name)
+            })?;
+            // SCRAM needs keys stored with each password: offered once the
+            // user directory stores them.
+            let mechanisms = cfg
+                .get_list(params::AUTH_MECHANISMS)?
+                .iter()
+                .filter_map(|m| Mechanism::parse(m))
+                .filter(|m| m.is_plaintext())
+                .collect();
+            Some(Sasl {
+                mechanisms,
+                broken_clients: cfg.get_bool(params::BROKEN_SASL_AUTH_CLIENTS)?,
+                tls_only: cfg.get_bool(params::SMTPD_TLS_AUTH_ONLY)?,
+                disable_plaintext: cfg.get_bool(params::DISABLE_PLAINTEXT_AUTH)?,
+                trusted,
+                local_domain: cfg
+                    .get_str(params::SMTPD_SASL_LOCAL_DOMAIN)?
+                    .trim()
+                    .to_string(),
+                accounts: SystemAuth::from_config(cfg)?,
+            })
+        } else {
+            None
+        };
         Ok(Smtpd {
             settings,
             policy,
             resolver,
+            sasl,
         })
     }
 
@@ -125,8 +182,8 @@ impl Smtpd {
         !self.settings.discard_ehlo.iter().any(|k| k == keyword)
     }
 
-    /// The EHLO reply.
-    pub fn ehlo_reply(&self) -> Reply {
+    /// The EHLO reply; `auth` when AUTH is offered on this connection.
+    pub fn ehlo_reply(&self, auth: bool) -> Reply {
         let s = &self.settings;
         let mut lines = vec![s.myhostname.clone()];
         let mut add = |kw: &str, line: String| {
@@ -147,6 +204,15 @@ impl Smtpd {
             add("vrfy", "VRFY".into());
         }
         add("etrn", "ETRN".into());
+        if let (true, Some(sasl)) = (auth, &self.sasl)
+            && !sasl.mechanisms.is_empty()
+        {
+            let names: Vec<&str> = sasl.mechanisms.iter().map(|m| m.name()).collect();
+            add("auth", format!("AUTH {}", names.join(" ")));
+            if sasl.broken_clients {
+                add("auth", format!("AUTH={}", names.join(" ")));
+            }
+        }
         add("enhancedstatuscodes", "ENHANCEDSTATUSCODES".into());
         add("8bitmime", "8BITMIME".into());
         add("dsn", "DSN".into());
@@ -283,6 +349,13 @@ struct Session<'a, S> {
     last: &'static str,
     /// The session's number in the mail log.
     number: u32,
+    /// After AUTH: the login name and the mechanism.
+    sasl_user: Option<String>,
+    sasl_method: Option<&'static str>,
+    /// The connection is encrypted (TLS).
+    secure: bool,
+    /// The same service as `smtpd`, for work moved to other threads.
+    smtpd_shared: Arc<Smtpd>,
 }
 
 /// Runs a session to its end.
@@ -306,6 +379,10 @@ where
         improper_pipelining: false,
         last: "CONNECT",
         number: crate::maillog::session_number(),
+        sasl_user: None,
+        sasl_method: None,
+        secure: false,
+        smtpd_shared: smtpd.clone(),
     };
     s.log(&format!("connect from {}", s.client()));
     let end = s.serve().await;
@@ -501,7 +578,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP",
             ),
             Command::StartTls => reply::not_implemented(),
-            Command::Auth(_) => reply::auth_not_enabled(),
+            Command::Auth(args) => {
+                let r = self.auth(&args).await?;
+                self.counters.add("auth", r.is_positive());
+                let close = r.close;
+                self.reply(r).await;
+                return Ok(close);
+            }
             Command::Expn(_) | Command::Unknown(_) => reply::not_recognized(),
         };
         let counted = match name {
@@ -524,10 +607,175 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.helo = Some(name);
         self.esmtp = esmtp;
         if esmtp {
-            self.smtpd.ehlo_reply()
+            self.smtpd.ehlo_reply(self.auth_offered())
         } else {
             Reply::plain(250, self.settings().myhostname.clone())
         }
+    }
+
+    /// Whether AUTH is offered on this connection: enabled, and either
+    /// encrypted or (unless smtpd_tls_auth_only) where plaintext passwords
+    /// are allowed: disable_plaintext_auth = no, localhost, or
+    /// login_trusted_networks.
+    fn auth_offered(&self) -> bool {
+        let Some(s) = &self.smtpd.sasl else {
+            return false;
+        };
+        if self.secure {
+            return true;
+        }
+        if s.tls_only {
+            return false;
+        }
+        !s.disable_plaintext
+            || self.client_addr.is_loopback()
+            || s.trusted.matches(self.client_addr).unwrap_or(false)
+    }
+
+    /// Reads one AUTH response line.
+    async fn auth_line(&mut self) -> Result<String, End> {
+        loop {
+            if let Some(l) = self.input.next_line(self.settings().line_length_limit) {
+                return Ok(String::from_utf8_lossy(&l).into_owned());
+            }
+            self.fill(None).await?;
+        }
+    }
+
+    /// Sends a 334 challenge and reads the decoded answer.
+    async fn challenge(&mut self, data: &[u8]) -> Result<Result<Vec<u8>, SaslError>, End> {
+        let text = if data.is_empty() {
+            String::new()
+        } else {
+            sasl::encode_challenge(data)
+        };
+        self.out
+            .extend_from_slice(format!("334 {text}\r\n").as_bytes());
+        let line = self.auth_line().await?;
+        Ok(sasl::decode_response(&line))
+    }
+
+    /// AUTH (RFC 4954).
+    async fn auth(&mut self, args: &str) -> Result<Reply, End> {
+        let Some(sasl) = &self.smtpd.sasl else {
+            return Ok(reply::auth_not_enabled());
+        };
+        if !self.auth_offered() {
+            return Ok(Reply::new(
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism",
+            ));
+        }
+        if self.helo.is_none() {
+            return Ok(Reply::new(503, "5.5.1", "Error: send HELO/EHLO first"));
+        }
+        if self.tx.is_some() {
+            return Ok(Reply::new(
+                503,
+                "5.5.1",
+                "Error: MAIL transaction in progress",
+            ));
+        }
+        if self.sasl_user.is_some() {
+            return Ok(Reply::new(503, "5.5.1", "Error: already authenticated"));
+        }
+        let mut words = args.split_whitespace();
+        let Some(name) = words.next() else {
+            return Ok(Reply::new(501, "5.5.4", "Syntax: AUTH mechanism"));
+        };
+        let initial = words.next().map(str::to_string);
+        let mech = match Mechanism::parse(name) {
+            Some(m) if sasl.mechanisms.contains(&m) => m,
+            _ => {
+                return Ok(Reply::new(
+                    535,
+                    "5.7.8",
+                    "Error: authentication failed: Invalid authentication mechanism",
+                ));
+            }
+        };
+        let initial = match initial.map(|i| sasl::decode_response(&i)).transpose() {
+            Ok(i) => i,
+            Err(e) => return Ok(sasl_error_reply(e)),
+        };
+        let creds = match mech {
+            Mechanism::Plain => {
+                let message = match initial {
+                    Some(m) => m,
+                    None => match self.challenge(b"").await? {
+                        Ok(m) => m,
+                        Err(e) => return Ok(sasl_error_reply(e)),
+                    },
+                };
+                match plain::parse(&message) {
+                    Ok(c) if plain::authzid_allowed(&c) => c,
+                    Ok(_) => return Ok(self.auth_failed(mech, "authorization failure")),
+                    Err(e) => return Ok(sasl_error_reply(e)),
+                }
+            }
+            Mechanism::Login => {
+                let mut l = Login::new();
+                let mut step = l.start(initial.as_deref());
+                loop {
+                    match step {
+                        Ok(LoginStep::Challenge(c)) => {
+                            step = match self.challenge(c).await? {
+                                Ok(r) => l.respond(&r),
+                                Err(e) => Err(e),
+                            };
+                        }
+                        Ok(LoginStep::Done(c)) => break c,
+                        Err(e) => return Ok(sasl_error_reply(e)),
+                    }
+                }
+            }
+            Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
+                return Ok(self.auth_failed(mech, "mechanism not available"));
+            }
+        };
+        let login = if !creds.authcid.contains('@') && !sasl.local_domain.is_empty() {
+            format!("{}@{}", creds.authcid, sasl.local_domain)
+        } else {
+            creds.authcid.clone()
+        };
+        let password = creds.password;
+        let smtpd = self.smtpd_shared.clone();
+        let login2 = login.clone();
+        let check = tokio::task::spawn_blocking(move || {
+            let Some(sasl) = &smtpd.sasl else {
+                return Check::Refused;
+            };
+            match sasl.accounts.identify(&login2) {
+                Ok(Identity::System(user)) => sasl.accounts.check(&user, &password),
+                // Virtual users log in once the user directory exists.
+                Ok(Identity::Virtual(_)) => Check::Refused,
+                Err(e) => Check::Unavailable(e.to_string()),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Check::Unavailable("password check failed".into()));
+        Ok(match check {
+            Check::Accepted => {
+                self.sasl_user = Some(login);
+                self.sasl_method = Some(mech.name());
+                Reply::new(235, "2.7.0", "Authentication successful")
+            }
+            Check::Refused => self.auth_failed(mech, "authentication failure"),
+            Check::Unavailable(why) => {
+                self.log(&format!("warning: SASL authentication problem: {why}"));
+                Reply::new(454, "4.7.0", "Temporary authentication failure")
+            }
+        })
+    }
+
+    fn auth_failed(&self, mech: Mechanism, why: &str) -> Reply {
+        self.log(&format!(
+            "warning: {}: SASL {} authentication failed: {why}",
+            self.client(),
+            mech.name()
+        ));
+        Reply::new(535, "5.7.8", format!("Error: authentication failed: {why}"))
     }
 
     fn mail(&mut self, sender: String, params: MailParams) -> Reply {
@@ -557,7 +805,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     fn proto(&self) -> &'static str {
-        if self.esmtp { "ESMTP" } else { "SMTP" }
+        match (self.esmtp, self.sasl_user.is_some()) {
+            (false, _) => "SMTP",
+            (true, false) => "ESMTP",
+            (true, true) => "ESMTPA",
+        }
     }
 
     fn rcpt(&mut self, rcpt: String, params: command::RcptParams) -> Reply {
@@ -580,7 +832,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             helo: self.helo.as_deref(),
             sender: Some(&tx.sender_given),
             recipient: Some(&rcpt),
-            sasl_username: None,
+            sasl_username: self.sasl_user.as_deref(),
             improper_pipelining: self.improper_pipelining,
         };
         let mut actions = Actions::default();
@@ -630,7 +882,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             helo: self.helo.as_deref(),
             sender: None,
             recipient: Some(&addr),
-            sasl_username: None,
+            sasl_username: self.sasl_user.as_deref(),
             improper_pipelining: self.improper_pipelining,
         };
         if let Some(r) = self.smtpd.policy.check_vrfy(&facts) {
@@ -673,7 +925,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             helo: self.helo.as_deref(),
             sender: Some(&tx.sender_given),
             recipient: None,
-            sasl_username: None,
+            sasl_username: self.sasl_user.as_deref(),
             improper_pipelining: self.improper_pipelining,
         };
         let mut actions = Actions::default();
@@ -864,6 +1116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let client_addr = self.client_addr.to_string();
         let helo = self.helo.clone();
         let protocol = self.proto();
+        let sasl_user = self.sasl_user.clone();
         let queue = self.shared.queue.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut message_id = None;
@@ -881,7 +1134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         client_addr: &client_addr,
                         protocol,
                         tls: None,
-                        auth: None,
+                        auth: sasl_user.as_deref(),
                     },
                     add_missing_headers: local_client,
                     header_size_limit,
@@ -912,7 +1165,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         match result {
             Ok((id, message_id)) => {
-                self.log(&format!("{id}: client={}", self.client()));
+                let sasl = match (&self.sasl_method, &self.sasl_user) {
+                    (Some(m), Some(u)) => format!(", sasl_method={m}, sasl_username={u}"),
+                    _ => String::new(),
+                };
+                self.log(&format!("{id}: client={}{sasl}", self.client()));
                 self.shared.log.log(
                     &format!("{}/cleanup", self.smtpd.settings.syslog_name),
                     &format!("{id}: message-id={}", message_id.unwrap_or_default()),
@@ -930,6 +1187,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             Err(None) => reply::local_error(),
         }
+    }
+}
+
+/// The reply to a failed exchange (RFC 4954 §4).
+fn sasl_error_reply(e: SaslError) -> Reply {
+    match e {
+        SaslError::Cancelled => Reply::new(501, "5.7.0", "Authentication aborted"),
+        SaslError::BadBase64 => Reply::new(501, "5.5.2", "Error: invalid base64 data"),
+        SaslError::Malformed(why) => {
+            Reply::new(535, "5.7.8", format!("Error: authentication failed: {why}"))
+        }
+        SaslError::Failed => Reply::new(535, "5.7.8", "Error: authentication failed"),
     }
 }
 

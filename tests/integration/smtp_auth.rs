@@ -1,0 +1,203 @@
+//! SMTP AUTH (RFC 4954) against system accounts (passwd + shadow fixture
+//! files with hashes made by mkpasswd): PLAIN and LOGIN by hand, Python's
+//! smtplib and swaks; relaying allowed only after authentication.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ironpost_testkit::instance::Instance;
+
+use crate::common::*;
+
+fn instance(extra: &str) -> Instance {
+    let mut inst = Instance::new(ironpost(), "");
+    let hash = Command::new("mkpasswd")
+        .args(["-m", "sha512crypt", "secret"])
+        .run()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(hash.starts_with("$6$"), "mkpasswd: {hash}");
+    std::fs::write(
+        inst.path("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\njerry:x:1000:1000:Jerry:/home/jerry:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        inst.path("etc/shadow"),
+        format!("root:*:19000:0:99999:7:::\njerry:{hash}:19000:0:99999:7:::\n"),
+    )
+    .unwrap();
+    let main_cf = format!(
+        "passwd_file = {etc}/passwd\nshadow_file = {etc}/shadow\n\
+         smtpd_sasl_auth_enable = yes\nbroken_sasl_auth_clients = yes\n\
+         mynetworks = 192.0.2.0/24\n{extra}\n",
+        etc = inst.etc().display()
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(inst.etc().join("main.cf"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, main_cf.as_bytes()).unwrap();
+    inst.start();
+    inst
+}
+
+fn b64(s: &[u8]) -> String {
+    B64.encode(s)
+}
+
+#[test]
+fn plain_and_login_then_relay() {
+    let inst = instance("");
+    let mut s = inst.connect();
+    assert_eq!(
+        s.cmd("auth plain AGplcnJ5AHNlY3JldA=="),
+        "503 5.5.1 Error: send HELO/EHLO first"
+    );
+    let ehlo = s.cmd("ehlo client.example");
+    assert!(
+        ehlo.contains(
+            "250-ETRN\r\n250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES"
+        ),
+        "{ehlo}"
+    );
+    // Not authenticated: no relaying.
+    s.cmd("mail from:<jerry@example.test>");
+    assert_eq!(
+        s.cmd("rcpt to:<far@example.org>"),
+        "554 5.7.1 <far@example.org>: Relay access denied"
+    );
+    assert_eq!(
+        s.cmd("auth plain AGplcnJ5AHNlY3JldA=="),
+        "503 5.5.1 Error: MAIL transaction in progress"
+    );
+    s.cmd("rset");
+    assert_eq!(
+        s.cmd(&format!("auth plain {}", b64(b"\0jerry\0wrong"))),
+        "535 5.7.8 Error: authentication failed: authentication failure"
+    );
+    assert_eq!(
+        s.cmd("auth cram-md5"),
+        "535 5.7.8 Error: authentication failed: Invalid authentication mechanism"
+    );
+    assert_eq!(s.cmd("auth plain"), "334");
+    assert_eq!(s.cmd("*"), "501 5.7.0 Authentication aborted");
+    assert_eq!(
+        s.cmd("auth plain !!!"),
+        "501 5.5.2 Error: invalid base64 data"
+    );
+    assert_eq!(
+        s.cmd(&format!("auth plain {}", b64(b"admin\0jerry\0secret"))),
+        "535 5.7.8 Error: authentication failed: authorization failure"
+    );
+    // LOGIN, step by step.
+    assert_eq!(s.cmd("auth login"), "334 VXNlcm5hbWU6");
+    assert_eq!(s.cmd(&b64(b"jerry")), "334 UGFzc3dvcmQ6");
+    assert_eq!(
+        s.cmd(&b64(b"secret")),
+        "235 2.7.0 Authentication successful"
+    );
+    assert_eq!(
+        s.cmd("auth plain AGplcnJ5AHNlY3JldA=="),
+        "503 5.5.1 Error: already authenticated"
+    );
+    // Now relaying is allowed (permit_sasl_authenticated).
+    assert_eq!(s.cmd("mail from:<jerry@example.test>"), "250 2.1.0 Ok");
+    assert_eq!(s.cmd("rcpt to:<far@example.org>"), "250 2.1.5 Ok");
+    s.cmd("data");
+    s.send_raw(b"Subject: relayed\r\n\r\nbody\r\n.\r\n");
+    let r = s.read_reply();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let id = r.trim_end().rsplit(' ').next().unwrap().to_string();
+    s.cmd("quit");
+    let log = inst.wait_log(&format!(
+        "{id}: client=localhost[127.0.0.1], sasl_method=LOGIN, sasl_username=jerry"
+    ));
+    assert!(log.contains("warning: localhost[127.0.0.1]: SASL PLAIN authentication failed: authentication failure"), "{log}");
+    assert!(
+        log.contains(" ehlo=1 auth=1/9 mail=2 rcpt=1/2 data=1 rset=1 quit=1 commands=8/17"),
+        "{log}"
+    );
+    // The queued message says who sent it.
+    let text = String::from_utf8_lossy(
+        &std::fs::read(inst.path(&format!("spool/deferred/{id}")))
+            .or_else(|_| std::fs::read(inst.path(&format!("spool/incoming/{id}"))))
+            .or_else(|_| std::fs::read(inst.path(&format!("spool/active/{id}"))))
+            .unwrap(),
+    )
+    .into_owned();
+    assert!(
+        text.contains("\t(Authenticated sender: jerry)\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("with ESMTPA id "), "{text}");
+}
+
+#[test]
+fn smtplib_and_swaks_log_in() {
+    let inst = instance("");
+    let script = format!(
+        r#"
+import smtplib
+for mech in ("PLAIN", "LOGIN"):
+    with smtplib.SMTP("127.0.0.1", {port}) as s:
+        s.ehlo("python.example")
+        assert "PLAIN" in s.esmtp_features["auth"], s.esmtp_features
+        s.user, s.password = "jerry", "secret"
+        code, text = s.auth(mech, getattr(s, "auth_" + mech.lower()))
+        assert code == 235, (code, text)
+        s.sendmail("jerry@example.test", ["far@example.org"], "Subject: py\r\n\r\nhi\r\n")
+with smtplib.SMTP("127.0.0.1", {port}) as s:
+    try:
+        s.login("jerry", "wrong")
+        raise SystemExit("a wrong password was accepted")
+    except smtplib.SMTPAuthenticationError as e:
+        assert e.smtp_code == 535, e
+print("ok")
+"#,
+        port = inst.port
+    );
+    let out = Command::new("python3").args(["-c", &script]).run();
+    assert_eq!(out.stdout.trim(), "ok", "{}", out.stderr);
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &inst.port.to_string(),
+            "--from",
+            "jerry@example.test",
+            "--to",
+            "far@example.org",
+            "--auth",
+            "LOGIN",
+            "--auth-user",
+            "jerry",
+            "--auth-password",
+            "secret",
+        ])
+        .run();
+    assert!(
+        out.stdout
+            .contains("<-  235 2.7.0 Authentication successful"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("<-  250 2.0.0 Ok: queued as "),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn auth_only_over_tls_when_asked() {
+    let inst = instance("smtpd_tls_auth_only = yes");
+    let mut s = inst.connect();
+    let ehlo = s.cmd("ehlo client.example");
+    assert!(!ehlo.contains("AUTH"), "{ehlo}");
+    assert_eq!(
+        s.cmd("auth plain AGplcnJ5AHNlY3JldA=="),
+        "538 5.7.11 Encryption required for requested authentication mechanism"
+    );
+}
