@@ -11,4 +11,5 @@ mod postmap;
 mod queuetools;
 mod smtp;
 mod smtp_auth;
+mod smtp_tls;
 mod tables_vs_postfix;

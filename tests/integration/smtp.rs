@@ -52,6 +52,7 @@ ehlo localhost\r
 250-SIZE 10240000\r
 250-VRFY\r
 250-ETRN\r
+250-STARTTLS\r
 250-ENHANCEDSTATUSCODES\r
 250-8BITMIME\r
 250-DSN\r
@@ -142,7 +143,7 @@ fn postfix_replies_to_errors() {
         ("data", "503 5.5.1 Error: need RCPT command"),
         ("bogus", "500 5.5.2 Error: command not recognized"),
         ("expn jerry", "500 5.5.2 Error: command not recognized"),
-        ("starttls", "502 5.5.1 Error: command not implemented"),
+        ("starttls x", "501 5.5.4 Syntax: STARTTLS"),
         ("auth plain", "503 5.5.1 Error: authentication not enabled"),
         ("vrfy", "501 5.5.4 Syntax: VRFY address [SMTPUTF8]"),
         ("vrfy jerry", "252 2.0.0 jerry"),

@@ -252,6 +252,14 @@ params! {
         "How long the SMTP server waits for a client to send a command or data.";
     SMTPD_TLS_AUTH_ONLY = "smtpd_tls_auth_only", Kind::Bool, T("no"),
         "Offer AUTH only over TLS, whatever disable_plaintext_auth says.";
+    SMTPD_TLS_CERT_FILE = "smtpd_tls_cert_file", Kind::Path, T(""),
+        "The server certificate chain (PEM) for STARTTLS and smtps.";
+    SMTPD_TLS_KEY_FILE = "smtpd_tls_key_file", Kind::Path, T("$smtpd_tls_cert_file"),
+        "The private key (PEM) of smtpd_tls_cert_file.";
+    SMTPD_TLS_SECURITY_LEVEL = "smtpd_tls_security_level", Kind::Enum(&["", "none", "may", "encrypt"]), T(""),
+        "TLS for SMTP clients: none (or empty), may (offer STARTTLS), encrypt (require it before MAIL).";
+    SMTPD_TLS_WRAPPERMODE = "smtpd_tls_wrappermode", Kind::Bool, T("no"),
+        "Start TLS at once, before the greeting (smtps on port 465).";
     SWAP_BANGPATH = "swap_bangpath", Kind::Bool, T("yes"),
         "Rewrite site!user in a local address to user@site (the address is then treated as routed).";
     SYSLOG_NAME = "syslog_name", Kind::Str, T("ironpost"),

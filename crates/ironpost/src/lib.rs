@@ -25,6 +25,7 @@
 //! - [`server`]: the daemon: listeners, queue manager, pickup, control
 //!   socket, signals.
 //! - [`smtpd`]: the SMTP server: sessions, restrictions.
+//! - [`tls`]: rustls server configuration, STARTTLS-capable connections.
 //! - [`sysuser`]: system accounts from the passwd file.
 //! - [`host`]: facts about the machine (host name, interface addresses) that
 //!   configuration defaults are computed from.
@@ -47,3 +48,4 @@ pub mod resolve;
 pub mod server;
 pub mod smtpd;
 pub mod sysuser;
+pub mod tls;

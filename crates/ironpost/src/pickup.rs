@@ -197,19 +197,32 @@ fn elsewhere(queue: &Queue, id: &QueueId) -> Option<QueueName> {
         .find(|q| queue.path(*q, id).exists())
 }
 
-/// Writes `incoming/ID` with create-new semantics, fsyncs it and the
-/// directory. `Ok(false)` when the name is taken.
+/// Writes `incoming/ID` (under a dot name first, linked under the ID once
+/// whole, so the queue manager never sees half a file) and commits it to
+/// stable storage. `Ok(false)` when the name is taken.
 fn create_durably(queue: &Queue, id: &QueueId, env: &Envelope, content: &[u8]) -> io::Result<bool> {
     let path = queue.path(QueueName::Incoming, id);
-    let mut f = match OpenOptions::new().write(true).create_new(true).open(&path) {
-        Ok(f) => f,
+    if path.exists() {
+        return Ok(false);
+    }
+    let tmp = queue.dir(QueueName::Incoming).join(format!(".{id}"));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    let bytes = queue::file::encode(env, content);
+    if let Err(e) = f.write_all(&bytes) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    drop(f);
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(e),
-    };
-    let bytes = queue::file::encode(env, content);
-    if let Err(e) = f.write_all(&bytes).and_then(|()| f.sync_all()) {
-        let _ = fs::remove_file(&path);
-        return Err(e);
     }
     queue::sync_dir(&queue.dir(QueueName::Incoming))?;
     Ok(true)

@@ -161,7 +161,7 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
             etc.join("main.cf").display()
         )));
     }
-    for sub in ["etc", "spool", "data", "log", "mail", "vmail"] {
+    for sub in ["etc", "etc/tls", "spool", "data", "log", "mail", "vmail"] {
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|e| {
             Fatal(format!(
@@ -211,9 +211,26 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
          virtual_alias_maps = hash:{d}/etc/virtual\n\
          virtual_uid_maps = static:{uid}\n\
          virtual_gid_maps = static:{gid}\n\
-         virtual_minimum_uid = {}\n",
+         virtual_minimum_uid = {}\n\
+         \n\
+         # TLS: STARTTLS offered on port 25 with a self-signed certificate made\n\
+         # by quickstart (replace the files with your own).\n\
+         smtpd_tls_cert_file = {d}/etc/tls/cert.pem\n\
+         smtpd_tls_key_file = {d}/etc/tls/key.pem\n\
+         smtpd_tls_security_level = may\n",
         uid.min(100)
     );
+    let (cert, key) = crate::tls::self_signed(&format!("mail.{domain}"))
+        .map_err(|e| Fatal(format!("cannot make a certificate: {e}")))?;
+    write(&etc.join("tls/cert.pem"), &cert)?;
+    write(&etc.join("tls/key.pem"), &key)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(
+            etc.join("tls/key.pem"),
+            std::fs::Permissions::from_mode(0o600),
+        );
+    }
     write(&etc.join("main.cf"), &main_cf)?;
     write(&etc.join("master.cf"), &master_cf(o.port_offset))?;
     write(
@@ -266,6 +283,7 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
     };
     println!("ironpost: a new instance is in {d}");
     println!("  configuration  {d}/etc (main.cf, master.cf, aliases, vmailbox, virtual)");
+    println!("  certificate    {d}/etc/tls/cert.pem (self-signed, for mail.{domain})");
     println!("  queue          {d}/spool");
     println!("  mailboxes      {d}/vmail/{domain}/{user}/ (Maildir)");
     println!("  mail log       {d}/log/maillog");

@@ -33,6 +33,7 @@ use crate::maps::lists::NetworkList;
 use crate::qmgr::Qmgr;
 use crate::queue::{Envelope, Queue, QueueName, Recipient};
 use crate::resolve::Resolver;
+use crate::tls::Conn;
 
 /// The settings of an SMTP service (main.cf with the service's `-o`
 /// overrides from master.cf).
@@ -79,13 +80,35 @@ pub struct Sasl {
     pub accounts: SystemAuth,
 }
 
+/// smtpd_tls_security_level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsLevel {
+    None,
+    May,
+    Encrypt,
+}
+
 /// An SMTP service: settings and restrictions.
-#[derive(Debug)]
 pub struct Smtpd {
     pub settings: Settings,
     pub policy: Policy,
     pub resolver: Arc<Resolver>,
     pub sasl: Option<Sasl>,
+    pub tls_level: TlsLevel,
+    /// The certificate, when TLS is on (level may/encrypt or wrapper mode).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// smtpd_tls_wrappermode: TLS before the greeting.
+    pub wrapper: bool,
+}
+
+impl std::fmt::Debug for Smtpd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtpd")
+            .field("settings", &self.settings)
+            .field("tls_level", &self.tls_level)
+            .field("wrapper", &self.wrapper)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Smtpd {
@@ -170,11 +193,43 @@ impl Smtpd {
         } else {
             None
         };
+        let tls_level = match cfg.get_enum(params::SMTPD_TLS_SECURITY_LEVEL)?.as_str() {
+            "may" => TlsLevel::May,
+            "encrypt" => TlsLevel::Encrypt,
+            _ => TlsLevel::None,
+        };
+        let wrapper = cfg.get_bool(params::SMTPD_TLS_WRAPPERMODE)?;
+        let tls = if tls_level != TlsLevel::None || wrapper {
+            let cert = cfg.get_str(params::SMTPD_TLS_CERT_FILE)?.trim().to_string();
+            let key = cfg.get_str(params::SMTPD_TLS_KEY_FILE)?.trim().to_string();
+            let bad = |msg: String| {
+                ConfError::new(ironpost_conf::ErrorKind::BadValue {
+                    value: cert.clone(),
+                    expected: msg,
+                })
+                .for_param(params::SMTPD_TLS_CERT_FILE.name)
+            };
+            if cert.is_empty() {
+                return Err(bad(
+                    "a certificate file (TLS is on: smtpd_tls_security_level or smtpd_tls_wrappermode)"
+                        .into(),
+                ));
+            }
+            Some(
+                crate::tls::server_config(std::path::Path::new(&cert), std::path::Path::new(&key))
+                    .map_err(|m| bad(format!("a readable PEM certificate and key ({m})")))?,
+            )
+        } else {
+            None
+        };
         Ok(Smtpd {
             settings,
             policy,
             resolver,
             sasl,
+            tls_level,
+            tls,
+            wrapper,
         })
     }
 
@@ -182,8 +237,9 @@ impl Smtpd {
         !self.settings.discard_ehlo.iter().any(|k| k == keyword)
     }
 
-    /// The EHLO reply; `auth` when AUTH is offered on this connection.
-    pub fn ehlo_reply(&self, auth: bool) -> Reply {
+    /// The EHLO reply; `starttls` and `auth` when they are offered on this
+    /// connection.
+    pub fn ehlo_reply(&self, starttls: bool, auth: bool) -> Reply {
         let s = &self.settings;
         let mut lines = vec![s.myhostname.clone()];
         let mut add = |kw: &str, line: String| {
@@ -204,6 +260,9 @@ impl Smtpd {
             add("vrfy", "VRFY".into());
         }
         add("etrn", "ETRN".into());
+        if starttls {
+            add("starttls", "STARTTLS".into());
+        }
         if let (true, Some(sasl)) = (auth, &self.sasl)
             && !sasl.mechanisms.is_empty()
         {
@@ -332,7 +391,7 @@ pub fn client_name(addr: IpAddr) -> String {
 }
 
 struct Session<'a, S> {
-    io: S,
+    io: Conn<S>,
     input: LineBuffer,
     out: Vec<u8>,
     smtpd: &'a Smtpd,
@@ -364,7 +423,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut s = Session {
-        io,
+        io: Conn::Plain(io),
         input: LineBuffer::new(),
         out: Vec::with_capacity(1024),
         smtpd: &smtpd,
@@ -385,7 +444,14 @@ where
         smtpd_shared: smtpd.clone(),
     };
     s.log(&format!("connect from {}", s.client()));
-    let end = s.serve().await;
+    let end = if let (true, Some(config)) = (s.smtpd.wrapper, s.smtpd.tls.clone()) {
+        match s.handshake(config).await {
+            Ok(()) => s.serve().await,
+            Err(()) => Ok(()),
+        }
+    } else {
+        s.serve().await
+    };
     match end {
         Err(End::Lost | End::Io) => s.log(&format!(
             "lost connection after {} from {}",
@@ -577,7 +643,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "2.0.0",
                 "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP",
             ),
-            Command::StartTls => reply::not_implemented(),
+            Command::StartTls => match self.starttls().await? {
+                Some(r) => r,
+                None => {
+                    self.counters.add("starttls", true);
+                    return Ok(false);
+                }
+            },
             Command::Auth(args) => {
                 let r = self.auth(&args).await?;
                 self.counters.add("auth", r.is_positive());
@@ -607,10 +679,72 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.helo = Some(name);
         self.esmtp = esmtp;
         if esmtp {
-            self.smtpd.ehlo_reply(self.auth_offered())
+            self.smtpd
+                .ehlo_reply(self.starttls_offered(), self.auth_offered())
         } else {
             Reply::plain(250, self.settings().myhostname.clone())
         }
+    }
+
+    /// Whether STARTTLS is offered: TLS configured and not yet on.
+    fn starttls_offered(&self) -> bool {
+        self.smtpd.tls.is_some() && self.smtpd.tls_level != TlsLevel::None && !self.secure
+    }
+
+    /// The TLS handshake; logs as Postfix does.
+    async fn handshake(&mut self, config: Arc<rustls::ServerConfig>) -> Result<(), ()> {
+        let t = self.settings().timeout;
+        match tokio::time::timeout(t, self.io.start_tls(config)).await {
+            Ok(Ok(())) => {
+                self.secure = true;
+                self.log(&format!(
+                    "Anonymous TLS connection established from {}: {}",
+                    self.client(),
+                    self.io.describe().unwrap_or_default()
+                ));
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.log(&format!("SSL_accept error from {}: {e}", self.client()));
+                Err(())
+            }
+            Err(_) => {
+                self.log(&format!(
+                    "SSL_accept error from {}: timed out",
+                    self.client()
+                ));
+                Err(())
+            }
+        }
+    }
+
+    /// STARTTLS (RFC 3207). Whatever the client sent after the command,
+    /// before the handshake, is thrown away, never executed.
+    async fn starttls(&mut self) -> Result<Option<Reply>, End> {
+        let Some(config) = self.smtpd.tls.clone() else {
+            return Ok(Some(reply::not_implemented()));
+        };
+        if self.smtpd.tls_level == TlsLevel::None {
+            return Ok(Some(reply::not_implemented()));
+        }
+        if self.secure {
+            return Ok(Some(Reply::new(554, "5.5.1", "Error: TLS already active")));
+        }
+        self.out
+            .extend_from_slice(&Reply::new(220, "2.0.0", "Ready to start TLS").encode());
+        self.flush().await?;
+        let n = self.input.pending().len();
+        self.input.consume(n);
+        if self.handshake(config).await.is_err() {
+            return Err(End::Lost);
+        }
+        // RFC 3207 §4.2: forget what was said before.
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.sasl_user = None;
+        self.sasl_method = None;
+        Ok(None)
     }
 
     /// Whether AUTH is offered on this connection: enabled, and either
@@ -624,7 +758,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if self.secure {
             return true;
         }
-        if s.tls_only {
+        if s.tls_only || self.smtpd.tls_level == TlsLevel::Encrypt {
             return false;
         }
         !s.disable_plaintext
@@ -779,6 +913,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     fn mail(&mut self, sender: String, params: MailParams) -> Reply {
+        if self.smtpd.tls_level == TlsLevel::Encrypt && !self.secure {
+            return Reply::new(530, "5.7.0", "Must issue a STARTTLS command first");
+        }
         let s = self.settings();
         if let Some(size) = params.size
             && size > s.message_size_limit
@@ -805,10 +942,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     fn proto(&self) -> &'static str {
-        match (self.esmtp, self.sasl_user.is_some()) {
-            (false, _) => "SMTP",
-            (true, false) => "ESMTP",
-            (true, true) => "ESMTPA",
+        match (self.esmtp, self.secure, self.sasl_user.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, false, true) => "ESMTPA",
+            (true, true, false) => "ESMTPS",
+            (true, true, true) => "ESMTPSA",
         }
     }
 
@@ -1117,6 +1256,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let helo = self.helo.clone();
         let protocol = self.proto();
         let sasl_user = self.sasl_user.clone();
+        let tls_desc = self.io.describe();
         let queue = self.shared.queue.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut message_id = None;
@@ -1133,7 +1273,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         client_name: &client_name,
                         client_addr: &client_addr,
                         protocol,
-                        tls: None,
+                        tls: tls_desc.as_deref(),
                         auth: sasl_user.as_deref(),
                     },
                     add_missing_headers: local_client,
