@@ -30,6 +30,7 @@ fn instance(extra: &str) -> Instance {
     let main_cf = format!(
         "passwd_file = {etc}/passwd\nshadow_file = {etc}/shadow\n\
          smtpd_sasl_auth_enable = yes\nbroken_sasl_auth_clients = yes\n\
+         auth_failure_delay = 0s\n\
          mynetworks = 192.0.2.0/24\n{extra}\n",
         etc = inst.etc().display()
     );
@@ -200,5 +201,30 @@ fn auth_only_over_tls_when_asked() {
     assert_eq!(
         s.cmd("auth plain AGplcnJ5AHNlY3JldA=="),
         "538 5.7.11 Encryption required for requested authentication mechanism"
+    );
+}
+
+#[test]
+fn repeated_failures_lock_the_client_out() {
+    let inst = instance("auth_failure_limit = 3");
+    let mut s = inst.connect();
+    s.cmd("ehlo client.example");
+    let wrong = format!("auth plain {}", b64(b"\0jerry\0guess"));
+    for _ in 0..3 {
+        assert_eq!(
+            s.cmd(&wrong),
+            "535 5.7.8 Error: authentication failed: authentication failure"
+        );
+    }
+    // Now even the right password is refused, on a new connection too.
+    let right = format!("auth plain {}", b64(b"\0jerry\0secret"));
+    let refused =
+        "454 4.7.0 Temporary authentication failure: too many failed logins, try again later";
+    assert_eq!(s.cmd(&right), refused);
+    let mut s2 = inst.connect();
+    s2.cmd("ehlo client.example");
+    assert_eq!(s2.cmd(&right), refused);
+    inst.wait_log(
+        "warning: localhost[127.0.0.1]: too many failed authentications; logins refused for 600s",
     );
 }

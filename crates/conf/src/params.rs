@@ -107,6 +107,14 @@ params! {
         "Append @$myorigin to addresses without a domain.";
     AUTH_DEFAULT_REALM = "auth_default_realm", Kind::Str, T("$mydomain"),
         "The domain added to a login name without one that is not a system account (Dovecot's auth_default_realm).";
+    AUTH_FAILURE_DELAY = "auth_failure_delay", Kind::Time { unit: 's' }, T("2s"),
+        "How long a failed password login waits before its answer (Dovecot's setting); successful logins never wait.";
+    AUTH_FAILURE_LIMIT = "auth_failure_limit", Kind::Int { min: 0, max: i64::MAX }, T("10"),
+        "Failed logins from one client address within auth_failure_window after which it is refused for auth_failure_lockout (0: never).";
+    AUTH_FAILURE_LOCKOUT = "auth_failure_lockout", Kind::Time { unit: 's' }, T("10m"),
+        "How long an address that failed auth_failure_limit times may not log in.";
+    AUTH_FAILURE_WINDOW = "auth_failure_window", Kind::Time { unit: 's' }, T("10m"),
+        "The window in which failed logins from one address are counted.";
     AUTH_MECHANISMS = "auth_mechanisms", Kind::Words(&["plain", "login", "scram-sha-1", "scram-sha-256"]), T("plain login"),
         "The SASL mechanisms offered, in Dovecot's names (SCRAM needs keys stored with the password).";
     AUTH_SYSTEM_USERS = "auth_system_users", Kind::Bool, T("yes"),

@@ -5,6 +5,8 @@
 //! - [`password`]: password schemes in Dovecot's notation and crypt(3)
 //!   strings; new passwords as `{ARGON2ID}`.
 //! - [`system`]: system accounts (passwd + shadow) and login names.
+//! - [`throttle`]: failed-login delay and lockout per client address.
 
 pub mod password;
 pub mod system;
+pub mod throttle;

@@ -25,6 +25,7 @@ use ironpost_proto::sasl::{self, Mechanism, SaslError, plain};
 
 use super::check::{Actions, Facts, Policy, Verdict};
 use crate::auth::system::{Check, Identity, SystemAuth};
+use crate::auth::throttle::{Limits, Throttle};
 use crate::cleanup::{self, Origin, ReceivedFrom};
 use crate::maillog::MailLog;
 use crate::maps::MapContext;
@@ -78,6 +79,8 @@ pub struct Sasl {
     /// smtpd_sasl_local_domain.
     pub local_domain: String,
     pub accounts: SystemAuth,
+    /// Brute-force protection.
+    pub limits: Limits,
 }
 
 /// smtpd_tls_security_level.
@@ -189,6 +192,7 @@ impl Smtpd {
                     .trim()
                     .to_string(),
                 accounts: SystemAuth::from_config(cfg)?,
+                limits: Limits::from_config(cfg)?,
             })
         } else {
             None
@@ -814,6 +818,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if self.sasl_user.is_some() {
             return Ok(Reply::new(503, "5.5.1", "Error: already authenticated"));
         }
+        let limits = sasl.limits;
+        if Throttle::global().locked(self.client_addr, &limits, Instant::now()) {
+            self.log(&format!(
+                "warning: {}: SASL login refused: too many failed authentications",
+                self.client()
+            ));
+            return Ok(Reply::new(
+                454,
+                "4.7.0",
+                "Temporary authentication failure: too many failed logins, try again later",
+            ));
+        }
         let mut words = args.split_whitespace();
         let Some(name) = words.next() else {
             return Ok(Reply::new(501, "5.5.4", "Syntax: AUTH mechanism"));
@@ -891,11 +907,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         .unwrap_or_else(|_| Check::Unavailable("password check failed".into()));
         Ok(match check {
             Check::Accepted => {
+                Throttle::global().succeeded(self.client_addr);
                 self.sasl_user = Some(login);
                 self.sasl_method = Some(mech.name());
                 Reply::new(235, "2.7.0", "Authentication successful")
             }
-            Check::Refused => self.auth_failed(mech, "authentication failure"),
+            Check::Refused => {
+                // Slow down guessing; then count it.
+                let _ = self.flush().await;
+                tokio::time::sleep(limits.delay).await;
+                if Throttle::global().failed(self.client_addr, &limits, Instant::now()) {
+                    self.log(&format!(
+                        "warning: {}: too many failed authentications; logins refused for {}s",
+                        self.client(),
+                        limits.lockout.as_secs()
+                    ));
+                }
+                self.auth_failed(mech, "authentication failure")
+            }
             Check::Unavailable(why) => {
                 self.log(&format!("warning: SASL authentication problem: {why}"));
                 Reply::new(454, "4.7.0", "Temporary authentication failure")
