@@ -228,3 +228,44 @@ fn repeated_failures_lock_the_client_out() {
         "warning: localhost[127.0.0.1]: too many failed authentications; logins refused for 600s",
     );
 }
+
+#[test]
+fn sender_login_mismatch() {
+    let inst = instance(
+        "smtpd_sender_restrictions = reject_sender_login_mismatch\n\
+         smtpd_sender_login_maps = inline:{ jerry@example.test=jerry, boss@example.test=boss }",
+    );
+    // Not logged in: an address that belongs to a login is refused, others
+    // go on to the usual checks.
+    let mut s = inst.connect();
+    s.cmd("ehlo client.example");
+    s.cmd("mail from:<boss@example.test>");
+    assert_eq!(
+        s.cmd("rcpt to:<jerry@example.test>"),
+        "553 5.7.1 <boss@example.test>: Sender address rejected: not logged in"
+    );
+    s.cmd("rset");
+    s.cmd("mail from:<someone@example.org>");
+    assert_eq!(s.cmd("rcpt to:<jerry@example.test>"), "250 2.1.5 Ok");
+    s.cmd("rset");
+    // Logged in as jerry: only jerry's addresses.
+    assert_eq!(
+        s.cmd(&format!("auth plain {}", b64(b"\0jerry\0secret"))),
+        "235 2.7.0 Authentication successful"
+    );
+    for (sender, want) in [
+        ("jerry@example.test", "250 2.1.5 Ok"),
+        (
+            "boss@example.test",
+            "553 5.7.1 <boss@example.test>: Sender address rejected: not owned by user jerry",
+        ),
+        (
+            "nobody@example.org",
+            "553 5.7.1 <nobody@example.org>: Sender address rejected: not owned by user jerry",
+        ),
+    ] {
+        s.cmd(&format!("mail from:<{sender}>"));
+        assert_eq!(s.cmd("rcpt to:<far@example.org>"), want, "{sender}");
+        s.cmd("rset");
+    }
+}

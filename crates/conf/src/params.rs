@@ -252,6 +252,8 @@ params! {
         "Offer SMTP AUTH (RFC 4954) to clients.";
     SMTPD_SASL_LOCAL_DOMAIN = "smtpd_sasl_local_domain", Kind::Str, T(""),
         "The realm added to SMTP AUTH login names without one (empty: auth_default_realm decides).";
+    SMTPD_SENDER_LOGIN_MAPS = "smtpd_sender_login_maps", Kind::Maps, T(""),
+        "Tables of which SASL login names own which sender addresses (for reject_sender_login_mismatch).";
     SMTPD_SENDER_RESTRICTIONS = "smtpd_sender_restrictions", Kind::List, T(""),
         "Restrictions on the envelope sender, checked at RCPT time.";
     SMTPD_SOFT_ERROR_LIMIT = "smtpd_soft_error_limit", Kind::Int { min: 1, max: i64::MAX }, T("10"),

@@ -12,8 +12,7 @@
 //! `554 5.7.1 <r@example.test>: Recipient address rejected: Access denied`.
 //!
 //! Restrictions that need DNS (reject_unknown_*, reject_rbl_client, ...)
-//! and SASL (permit_sasl_authenticated works; reject_sender_login_mismatch
-//! does not yet) are refused when the configuration is loaded, naming the
+//! are refused when the configuration is loaded, naming the
 //! restriction, rather than silently ignored.
 
 use std::net::IpAddr;
@@ -102,6 +101,10 @@ pub enum Restriction {
     RejectInvalidHeloHostname,
     RejectUnlistedRecipient,
     RejectUnlistedSender,
+    /// reject_sender_login_mismatch: both of the next two.
+    RejectSenderLoginMismatch,
+    RejectAuthenticatedSenderLoginMismatch,
+    RejectUnauthenticatedSenderLoginMismatch,
     PermitInetInterfaces,
     CheckAccess {
         stage: Stage,
@@ -122,6 +125,8 @@ pub struct Policy {
     pub mynetworks: NetworkList,
     pub resolver: Arc<Resolver>,
     pub recipient_maps: RecipientMaps,
+    /// smtpd_sender_login_maps; `None` when empty.
+    pub sender_login_maps: Option<MapList>,
     pub reject_unlisted_recipient: bool,
     pub reject_unlisted_sender: bool,
     pub recipient_delimiter: String,
@@ -198,15 +203,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("reject_rhsbl_recipient", "DNS-based restrictions"),
     ("permit_dnswl_client", "DNS-based restrictions"),
     ("permit_mx_backup", "DNS-based restrictions"),
-    ("reject_sender_login_mismatch", "SASL authentication"),
-    (
-        "reject_authenticated_sender_login_mismatch",
-        "SASL authentication",
-    ),
-    (
-        "reject_unauthenticated_sender_login_mismatch",
-        "SASL authentication",
-    ),
     ("check_policy_service", "policy services"),
     ("reject_unverified_sender", "address verification"),
     ("reject_unverified_recipient", "address verification"),
@@ -250,6 +246,11 @@ pub fn parse_restrictions(
             "reject_invalid_helo_hostname" | "reject_invalid_hostname" => RejectInvalidHeloHostname,
             "reject_unlisted_recipient" | "check_recipient_maps" => RejectUnlistedRecipient,
             "reject_unlisted_sender" => RejectUnlistedSender,
+            "reject_sender_login_mismatch" => RejectSenderLoginMismatch,
+            "reject_authenticated_sender_login_mismatch" => RejectAuthenticatedSenderLoginMismatch,
+            "reject_unauthenticated_sender_login_mismatch" => {
+                RejectUnauthenticatedSenderLoginMismatch
+            }
             "permit_inet_interfaces" => PermitInetInterfaces,
             name if stage_of(name).is_some() => {
                 let stage = stage_of(name).unwrap_or(Stage::Recipient);
@@ -337,6 +338,7 @@ impl Policy {
                 virtual_mailbox: maps(params::VIRTUAL_MAILBOX_MAPS)?.unwrap_or_default(),
                 relay: maps(params::RELAY_RECIPIENT_MAPS)?,
             },
+            sender_login_maps: maps(params::SMTPD_SENDER_LOGIN_MAPS)?,
             reject_unlisted_recipient: cfg.get_bool(params::SMTPD_REJECT_UNLISTED_RECIPIENT)?,
             reject_unlisted_sender: cfg.get_bool(params::SMTPD_REJECT_UNLISTED_SENDER)?,
             recipient_delimiter: cfg.get_str(params::RECIPIENT_DELIMITER)?,
@@ -422,6 +424,65 @@ impl Policy {
             }
         }
         Verdict::Permit
+    }
+
+    /// The owners of a sender address in smtpd_sender_login_maps.
+    fn sender_owners(&self, sender: &str) -> Result<Option<Vec<String>>, LookupError> {
+        let Some(maps) = &self.sender_login_maps else {
+            return Ok(None);
+        };
+        let address = self.resolver.canonical(sender);
+        let local = match address.rsplit_once('@') {
+            Some((_, d)) => self.resolver.is_local_domain(d)?,
+            None => true,
+        };
+        Ok(maps
+            .find_address(&address, &self.recipient_delimiter, local)?
+            .map(|found| {
+                found
+                    .value
+                    .split([',', ' ', '\t'])
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }))
+    }
+
+    /// reject_sender_login_mismatch and its halves, as Postfix words them.
+    fn sender_login_mismatch(
+        &self,
+        f: &Facts<'_>,
+        check_auth: bool,
+        check_unauth: bool,
+    ) -> Result<Verdict, LookupError> {
+        let Some(sender) = f.sender.filter(|s| !s.is_empty()) else {
+            return Ok(Verdict::Dunno);
+        };
+        let reject = |why: String| {
+            Verdict::Reject(CheckReply {
+                code: 553,
+                status: "5.7.1".into(),
+                text: format!("<{sender}>: Sender address rejected: {why}"),
+            })
+        };
+        match f.sasl_username {
+            Some(login) if check_auth => {
+                let owned = self
+                    .sender_owners(sender)?
+                    .is_some_and(|owners| owners.iter().any(|o| o.eq_ignore_ascii_case(login)));
+                Ok(if owned {
+                    Verdict::Dunno
+                } else {
+                    reject(format!("not owned by user {login}"))
+                })
+            }
+            None if check_unauth => Ok(if self.sender_owners(sender)?.is_some() {
+                reject("not logged in".into())
+            } else {
+                Verdict::Dunno
+            }),
+            _ => Ok(Verdict::Dunno),
+        }
     }
 
     /// VRFY: whether the address exists where we are its final
@@ -560,6 +621,13 @@ impl Policy {
                     }),
                     _ => Verdict::Dunno,
                 }
+            }
+            RejectSenderLoginMismatch
+            | RejectAuthenticatedSenderLoginMismatch
+            | RejectUnauthenticatedSenderLoginMismatch => {
+                let check_auth = !matches!(r, RejectUnauthenticatedSenderLoginMismatch);
+                let check_unauth = !matches!(r, RejectAuthenticatedSenderLoginMismatch);
+                self.sender_login_mismatch(f, check_auth, check_unauth)?
             }
             RejectUnauthPipelining => {
                 if f.improper_pipelining {
