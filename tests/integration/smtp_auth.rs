@@ -269,3 +269,15 @@ fn sender_login_mismatch() {
         s.cmd("rset");
     }
 }
+
+#[test]
+fn noplaintext_keeps_passwords_off_unencrypted_connections() {
+    let inst = instance("smtpd_sasl_security_options = noanonymous, noplaintext");
+    let mut s = inst.connect();
+    let ehlo = s.cmd("ehlo client.example");
+    assert!(!ehlo.contains("AUTH"), "{ehlo}");
+    assert_eq!(
+        s.cmd("auth plain AGplcnJ5AHNlY3JldA=="),
+        "535 5.7.8 Error: authentication failed: Invalid authentication mechanism"
+    );
+}

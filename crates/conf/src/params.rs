@@ -252,6 +252,10 @@ params! {
         "Offer SMTP AUTH (RFC 4954) to clients.";
     SMTPD_SASL_LOCAL_DOMAIN = "smtpd_sasl_local_domain", Kind::Str, T(""),
         "The realm added to SMTP AUTH login names without one (empty: auth_default_realm decides).";
+    SMTPD_SASL_SECURITY_OPTIONS = "smtpd_sasl_security_options", Kind::Words(&["noanonymous", "noplaintext", "noactive", "nodictionary", "mutual_auth", "forward_secrecy"]), T("noanonymous"),
+        "Restrictions on the SASL mechanisms offered without TLS: noplaintext leaves out PLAIN and LOGIN (noanonymous is always in force).";
+    SMTPD_SASL_TLS_SECURITY_OPTIONS = "smtpd_sasl_tls_security_options", Kind::Words(&["noanonymous", "noplaintext", "noactive", "nodictionary", "mutual_auth", "forward_secrecy"]), T("$smtpd_sasl_security_options"),
+        "The same, for connections with TLS.";
     SMTPD_SENDER_LOGIN_MAPS = "smtpd_sender_login_maps", Kind::Maps, T(""),
         "Tables of which SASL login names own which sender addresses (for reject_sender_login_mismatch).";
     SMTPD_SENDER_RESTRICTIONS = "smtpd_sender_restrictions", Kind::List, T(""),

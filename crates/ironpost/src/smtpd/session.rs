@@ -68,6 +68,10 @@ pub struct Settings {
 pub struct Sasl {
     /// Offered mechanisms, in order.
     pub mechanisms: Vec<Mechanism>,
+    /// smtpd_sasl_security_options / smtpd_sasl_tls_security_options
+    /// contain noplaintext: PLAIN and LOGIN left out without / with TLS.
+    pub noplaintext: bool,
+    pub tls_noplaintext: bool,
     /// broken_sasl_auth_clients.
     pub broken_clients: bool,
     /// smtpd_tls_auth_only.
@@ -181,8 +185,13 @@ impl Smtpd {
                 .filter_map(|m| Mechanism::parse(m))
                 .filter(|m| m.is_plaintext())
                 .collect();
+            let noplain = |p| -> Result<bool, ConfError> {
+                Ok(cfg.get_list(p)?.iter().any(|o| o == "noplaintext"))
+            };
             Some(Sasl {
                 mechanisms,
+                noplaintext: noplain(params::SMTPD_SASL_SECURITY_OPTIONS)?,
+                tls_noplaintext: noplain(params::SMTPD_SASL_TLS_SECURITY_OPTIONS)?,
                 broken_clients: cfg.get_bool(params::BROKEN_SASL_AUTH_CLIENTS)?,
                 tls_only: cfg.get_bool(params::SMTPD_TLS_AUTH_ONLY)?,
                 disable_plaintext: cfg.get_bool(params::DISABLE_PLAINTEXT_AUTH)?,
@@ -241,9 +250,26 @@ impl Smtpd {
         !self.settings.discard_ehlo.iter().any(|k| k == keyword)
     }
 
-    /// The EHLO reply; `starttls` and `auth` when they are offered on this
-    /// connection.
-    pub fn ehlo_reply(&self, starttls: bool, auth: bool) -> Reply {
+    /// The mechanisms offered on a connection with or without TLS.
+    pub fn mechanisms(&self, secure: bool) -> Vec<Mechanism> {
+        let Some(sasl) = &self.sasl else {
+            return Vec::new();
+        };
+        let noplain = if secure {
+            sasl.tls_noplaintext
+        } else {
+            sasl.noplaintext
+        };
+        sasl.mechanisms
+            .iter()
+            .copied()
+            .filter(|m| !(noplain && m.is_plaintext()))
+            .collect()
+    }
+
+    /// The EHLO reply; `starttls` when it is offered, `auth` with the
+    /// mechanisms offered (empty: no AUTH).
+    pub fn ehlo_reply(&self, starttls: bool, auth: &[Mechanism]) -> Reply {
         let s = &self.settings;
         let mut lines = vec![s.myhostname.clone()];
         let mut add = |kw: &str, line: String| {
@@ -267,10 +293,8 @@ impl Smtpd {
         if starttls {
             add("starttls", "STARTTLS".into());
         }
-        if let (true, Some(sasl)) = (auth, &self.sasl)
-            && !sasl.mechanisms.is_empty()
-        {
-            let names: Vec<&str> = sasl.mechanisms.iter().map(|m| m.name()).collect();
+        if let (false, Some(sasl)) = (auth.is_empty(), &self.sasl) {
+            let names: Vec<&str> = auth.iter().map(|m| m.name()).collect();
             add("auth", format!("AUTH {}", names.join(" ")));
             if sasl.broken_clients {
                 add("auth", format!("AUTH={}", names.join(" ")));
@@ -683,8 +707,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.helo = Some(name);
         self.esmtp = esmtp;
         if esmtp {
-            self.smtpd
-                .ehlo_reply(self.starttls_offered(), self.auth_offered())
+            let mechanisms = if self.auth_offered() {
+                self.smtpd.mechanisms(self.secure)
+            } else {
+                Vec::new()
+            };
+            self.smtpd.ehlo_reply(self.starttls_offered(), &mechanisms)
         } else {
             Reply::plain(250, self.settings().myhostname.clone())
         }
@@ -836,7 +864,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         let initial = words.next().map(str::to_string);
         let mech = match Mechanism::parse(name) {
-            Some(m) if sasl.mechanisms.contains(&m) => m,
+            Some(m) if self.smtpd.mechanisms(self.secure).contains(&m) => m,
             _ => {
                 return Ok(Reply::new(
                     535,
