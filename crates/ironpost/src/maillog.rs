@@ -163,10 +163,15 @@ impl MailLog {
             // never interleave.
             Sink::File(_, pending) => {
                 let mut st = pending.state.lock().unwrap_or_else(|p| p.into_inner());
+                // The writer sleeps only on an empty buffer: wake it then,
+                // not for every line of a busy server.
+                let was_empty = st.buf.is_empty();
                 st.buf.extend_from_slice(line.as_bytes());
                 st.appended += line.len() as u64;
                 drop(st);
-                pending.cv.notify_all();
+                if was_empty {
+                    pending.cv.notify_all();
+                }
             }
             Sink::Stderr => {
                 let _ = io::stderr().write_all(line.as_bytes());
