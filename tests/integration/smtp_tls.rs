@@ -164,3 +164,97 @@ print("ok")
         "{m}"
     );
 }
+
+/// The certificate's common name, as openssl s_client shows it.
+fn peer_cn(port: u16) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-starttls",
+            "smtp",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-brief",
+        ])
+        .stdin("QUIT\r\n")
+        .run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Peer certificate: CN = "))
+        .unwrap_or_else(|| panic!("no peer certificate in {text}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn daemon_start_reload_with_a_new_certificate_and_stop() {
+    // Started as a daemon with `ironpost start`, not by the harness.
+    let inst = Instance::new(ironpost(), "");
+    let etc = inst.etc().display().to_string();
+    /// Stops the daemon even when the test fails half-way.
+    struct StopOnDrop(String);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            let _ = ip("stop").args(["-c", &self.0]).run();
+        }
+    }
+    let out = ip("start").args(["-c", &etc]).run();
+    let _guard = StopOnDrop(etc.clone());
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "ironpost: starting the mail system\n");
+    let out = ip("start").args(["-c", &etc]).run();
+    assert_ne!(out.status, 0);
+    assert!(out.stderr.contains("already running"), "{}", out.stderr);
+    let out = ip("status").args(["-c", &etc]).run();
+    assert_eq!(out.status, 0);
+    assert!(
+        out.stderr
+            .starts_with("ironpost: the mail system is running: PID: "),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(peer_cn(inst.port), "mail.example.test");
+
+    // A new certificate, then reload: new sessions use it.
+    let other = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &inst.path("etc/tls/key.pem").display().to_string(),
+            "-out",
+            &inst.path("etc/tls/cert.pem").display().to_string(),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=renewed.example.test",
+        ])
+        .run();
+    assert_eq!(other.status, 0, "{}", other.stderr);
+    let out = ip("reload").args(["-c", &etc]).run();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(peer_cn(inst.port), "renewed.example.test");
+
+    // A broken main.cf: reload refuses it and the old configuration stays.
+    let main_cf = inst.etc().join("main.cf");
+    let good = std::fs::read_to_string(&main_cf).unwrap();
+    std::fs::write(&main_cf, format!("{good}\nmessage_size_limit = lots\n")).unwrap();
+    let out = ip("reload").args(["-c", &etc]).run();
+    assert_ne!(out.status, 0);
+    assert!(out.stderr.contains("message_size_limit"), "{}", out.stderr);
+    std::fs::write(&main_cf, good).unwrap();
+    assert_eq!(peer_cn(inst.port), "renewed.example.test");
+
+    let out = ip("stop").args(["-c", &etc]).run();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = ip("status").args(["-c", &etc]).run();
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr, "ironpost: the mail system is not running\n");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", inst.port)).is_err());
+    assert!(inst.maillog().contains("ironpost/master["));
+}
