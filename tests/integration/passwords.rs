@@ -94,6 +94,7 @@ fn system_accounts_from_passwd_and_shadow_files() {
         shadow_file: dir.path().join("shadow"),
         enabled: true,
         default_realm: "example.test".into(),
+        users_file: None,
     };
     for (i, m) in methods.iter().enumerate() {
         let user = format!("u{i}");

@@ -281,3 +281,94 @@ fn noplaintext_keeps_passwords_off_unencrypted_connections() {
         "535 5.7.8 Error: authentication failed: Invalid authentication mechanism"
     );
 }
+
+#[test]
+fn quickstart_user_sends_through_submission_and_smtps() {
+    let mut inst = Instance::new(ironpost(), "");
+    inst.start();
+    // Submission: STARTTLS required, then login, then any destination.
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &inst.submission_port.to_string(),
+            "--from",
+            "jerry@example.test",
+            "--to",
+            "far@example.org",
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "jerry@example.test",
+            "--auth-password",
+            "secret",
+        ])
+        .run();
+    assert!(
+        out.stdout
+            .contains("<~  235 2.7.0 Authentication successful"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("<~  250 2.0.0 Ok: queued as "),
+        "{}",
+        out.stdout
+    );
+    // Without logging in, submission takes nothing, not even local mail.
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &inst.submission_port.to_string(),
+            "--from",
+            "jerry@example.test",
+            "--to",
+            "jerry@example.test",
+            "--tls",
+        ])
+        .run();
+    assert!(
+        out.stdout.contains(
+            "<~* 554 5.7.1 <jerry@example.test>: Recipient address rejected: Access denied"
+        ),
+        "{}",
+        out.stdout
+    );
+    // Plain text before STARTTLS is refused on submission.
+    let mut s = ironpost_testkit::instance::Smtp::connect(inst.submission_port);
+    s.read_reply();
+    let ehlo = s.cmd("ehlo x");
+    assert!(
+        ehlo.contains("250-STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
+    assert_eq!(
+        s.cmd("mail from:<jerry@example.test>"),
+        "530 5.7.0 Must issue a STARTTLS command first"
+    );
+    // smtps with Python, a wrong password then the right one.
+    let script = format!(
+        r#"
+import smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP_SSL("127.0.0.1", {port}, context=ctx) as s:
+    try:
+        s.login("jerry@example.test", "nope")
+        raise SystemExit("wrong password accepted")
+    except smtplib.SMTPAuthenticationError:
+        pass
+    s.login("jerry@example.test", "secret")
+    s.sendmail("jerry@example.test", ["far@example.org"], "Subject: smtps\r\n\r\nx\r\n")
+print("ok")
+"#,
+        port = inst.smtps_port
+    );
+    let out = Command::new("python3").args(["-c", &script]).run();
+    assert_eq!(out.stdout.trim(), "ok", "{}", out.stderr);
+    inst.wait_log("ironpost/submission/smtpd[");
+    inst.wait_log("sasl_method=PLAIN, sasl_username=jerry@example.test");
+}

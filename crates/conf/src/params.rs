@@ -117,6 +117,8 @@ params! {
         "The window in which failed logins from one address are counted.";
     AUTH_MECHANISMS = "auth_mechanisms", Kind::Words(&["plain", "login", "scram-sha-1", "scram-sha-256"]), T("plain login"),
         "The SASL mechanisms offered, in Dovecot's names (SCRAM needs keys stored with the password).";
+    AUTH_PASSWD_FILE = "auth_passwd_file", Kind::Path, T(""),
+        "A Dovecot passwd-file of virtual users (address:{SCHEME}hash, one per line), checked for logins with a full address; empty: none.";
     AUTH_SYSTEM_USERS = "auth_system_users", Kind::Bool, T("yes"),
         "Let system accounts (passwd_file and shadow_file) log in with their login name, as saslauthd with MECH=shadow does.";
     BOUNCE_QUEUE_LIFETIME = "bounce_queue_lifetime", Kind::Time { unit: 'd' }, T("5d"),

@@ -15,6 +15,9 @@ pub struct Instance {
     bin: PathBuf,
     /// The SMTP port on 127.0.0.1.
     pub port: u16,
+    /// The submission (587) and smtps (465) ports on 127.0.0.1.
+    pub submission_port: u16,
+    pub smtps_port: u16,
     child: Option<Child>,
     pub domain: String,
     pub user: String,
@@ -30,7 +33,8 @@ pub fn free_port() -> u16 {
 
 impl Instance {
     /// `ironpost quickstart` into a temporary folder (domain example.test,
-    /// user jerry), SMTP on a free port, and `main_cf` appended to main.cf.
+    /// user jerry with password "secret"), SMTP, submission and smtps on
+    /// free ports, and `main_cf` appended to main.cf.
     /// Not started yet.
     pub fn new(ironpost: &str, main_cf: &str) -> Instance {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -43,6 +47,8 @@ impl Instance {
                 "example.test",
                 "--user",
                 "jerry",
+                "--password",
+                "secret",
                 "--port-offset",
                 "10000",
             ])
@@ -53,9 +59,12 @@ impl Instance {
             "quickstart failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let master = std::fs::read_to_string(root.join("etc/master.cf")).unwrap();
-        let master = master.replace("127.0.0.1:10025 ", &format!("127.0.0.1:{port} "));
+        let (port, submission_port, smtps_port) = (free_port(), free_port(), free_port());
+        let master = std::fs::read_to_string(root.join("etc/master.cf"))
+            .unwrap()
+            .replace("127.0.0.1:10025 ", &format!("127.0.0.1:{port} "))
+            .replace("127.0.0.1:10587 ", &format!("127.0.0.1:{submission_port} "))
+            .replace("127.0.0.1:10465 ", &format!("127.0.0.1:{smtps_port} "));
         std::fs::write(root.join("etc/master.cf"), master).unwrap();
         if !main_cf.is_empty() {
             let mut f = std::fs::OpenOptions::new()
@@ -68,6 +77,8 @@ impl Instance {
             dir,
             bin: PathBuf::from(ironpost),
             port,
+            submission_port,
+            smtps_port,
             child: None,
             domain: "example.test".into(),
             user: "jerry".into(),

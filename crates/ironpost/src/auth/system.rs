@@ -24,13 +24,16 @@ pub enum Identity {
     Virtual(String),
 }
 
-/// The settings of system logins.
+/// The settings of system logins (and of the passwd-file of virtual
+/// users, until the user directory holds them).
 #[derive(Debug, Clone)]
 pub struct SystemAuth {
     pub passwd_file: PathBuf,
     pub shadow_file: PathBuf,
     pub enabled: bool,
     pub default_realm: String,
+    /// auth_passwd_file: virtual users in Dovecot's passwd-file form.
+    pub users_file: Option<PathBuf>,
 }
 
 /// The outcome of a password check.
@@ -55,6 +58,9 @@ impl SystemAuth {
                 .get_str(params::AUTH_DEFAULT_REALM)?
                 .trim()
                 .to_lowercase(),
+            users_file: Some(cfg.get_str(params::AUTH_PASSWD_FILE)?.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
         })
     }
 
@@ -75,6 +81,26 @@ impl SystemAuth {
         } else {
             format!("{login}@{}", self.default_realm)
         }))
+    }
+
+    /// Checks a virtual user's password (auth_passwd_file).
+    pub fn check_virtual(&self, address: &str, password: &str) -> Check {
+        let Some(file) = &self.users_file else {
+            return Check::Refused;
+        };
+        let stored = match passwd_file_lookup(file, address) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Check::Refused,
+            Err(e) => return Check::Unavailable(unreadable(file, &e)),
+        };
+        if stored.is_empty() || stored.starts_with('!') || stored.starts_with('*') {
+            return Check::Refused;
+        }
+        match password::verify(&stored, password) {
+            Ok(true) => Check::Accepted,
+            Ok(false) => Check::Refused,
+            Err(e) => Check::Unavailable(format!("{}: password of {address}: {e}", file.display())),
+        }
     }
 
     /// Checks a system account's password against the shadow file.
@@ -127,6 +153,31 @@ fn shadow_hash(shadow_file: &Path, user: &str) -> io::Result<Option<String>> {
     }))
 }
 
+/// The stored password of `address` in a Dovecot passwd-file
+/// (`user:password[:uid:gid:gecos:home:shell:extra]`, `#` comments). The
+/// user part is compared as written, the domain without case.
+pub fn passwd_file_lookup(path: &Path, address: &str) -> io::Result<Option<String>> {
+    let want = normalize_address(address);
+    let text = std::fs::read_to_string(path)?;
+    Ok(text.lines().find_map(|line| {
+        let line = line.trim_end_matches('\r');
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            return None;
+        }
+        let mut f = line.splitn(3, ':');
+        let user = f.next()?;
+        let password = f.next().unwrap_or("");
+        (normalize_address(user) == want).then(|| password.to_string())
+    }))
+}
+
+fn normalize_address(a: &str) -> String {
+    match a.rsplit_once('@') {
+        Some((u, d)) => format!("{u}@{}", d.to_lowercase()),
+        None => a.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +207,14 @@ mod tests {
             shadow_file: dir.path().join("shadow"),
             enabled: true,
             default_realm: "example.test".into(),
+            users_file: Some(dir.path().join("users")),
         };
+        // `doveadm pw -s SSHA -p secret`.
+        std::fs::write(
+            dir.path().join("users"),
+            "# virtual users\ntom@example.test:{SSHA}jA7vbWN5vNW4+043pIfPkUNWra+nxHPZ::::::\nann@example.test:!{SSHA}jA7vbWN5vNW4+043pIfPkUNWra+nxHPZ\n",
+        )
+        .unwrap();
         (dir, auth)
     }
 
@@ -179,6 +237,28 @@ mod tests {
         assert_eq!(
             a.identify("jerry").unwrap(),
             Identity::Virtual("jerry@example.test".into())
+        );
+    }
+
+    #[test]
+    fn virtual_users_from_a_passwd_file() {
+        let (_d, a) = fixture();
+        assert_eq!(
+            a.check_virtual("tom@example.test", "secret"),
+            Check::Accepted
+        );
+        assert_eq!(
+            a.check_virtual("tom@EXAMPLE.test", "secret"),
+            Check::Accepted
+        );
+        assert_eq!(a.check_virtual("tom@example.test", "wrong"), Check::Refused);
+        assert_eq!(
+            a.check_virtual("ann@example.test", "secret"),
+            Check::Refused
+        );
+        assert_eq!(
+            a.check_virtual("nobody@example.test", "secret"),
+            Check::Refused
         );
     }
 

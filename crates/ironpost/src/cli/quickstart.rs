@@ -123,13 +123,14 @@ fn master_cf(offset: Option<u16>) -> String {
         "{:<14} inet  n       -       n       -       -       smtpd\n",
         name("smtp", 25)
     ));
-    s.push_str("# These need TLS and authentication, which this version does not have yet:\n");
+    // As Postfix's stock master.cf: mail clients log in on submission
+    // (STARTTLS required) and smtps (TLS from the start).
     s.push_str(&format!(
-        "#{:<13} inet  n       -       n       -       -       smtpd\n#  -o smtpd_tls_security_level=encrypt\n#  -o smtpd_sasl_auth_enable=yes\n#  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n",
+        "{:<14} inet  n       -       n       -       -       smtpd\n  -o syslog_name=ironpost/submission\n  -o smtpd_tls_security_level=encrypt\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n",
         name("submission", 587)
     ));
     s.push_str(&format!(
-        "#{:<13} inet  n       -       n       -       -       smtpd\n#  -o smtpd_tls_wrappermode=yes\n#  -o smtpd_sasl_auth_enable=yes\n",
+        "{:<14} inet  n       -       n       -       -       smtpd\n  -o syslog_name=ironpost/smtps\n  -o smtpd_tls_wrappermode=yes\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n",
         name("smtps", 465)
     ));
     s.push_str(&format!(
@@ -217,12 +218,30 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
          # by quickstart (replace the files with your own).\n\
          smtpd_tls_cert_file = {d}/etc/tls/cert.pem\n\
          smtpd_tls_key_file = {d}/etc/tls/key.pem\n\
-         smtpd_tls_security_level = may\n",
+         smtpd_tls_security_level = may\n\
+         \n\
+         # Logins of the virtual users (submission and smtps): a Dovecot\n\
+         # passwd-file, address:{{SCHEME}}hash per line.\n\
+         auth_passwd_file = {d}/etc/users\n",
         uid.min(100)
     );
     let (cert, key) = crate::tls::self_signed(&format!("mail.{domain}"))
         .map_err(|e| Fatal(format!("cannot make a certificate: {e}")))?;
     write(&etc.join("tls/cert.pem"), &cert)?;
+    let mut users = String::from(
+        "# Virtual users who may log in (submission, smtps): address:{SCHEME}hash,\n\
+         # as Dovecot's passwd-file. `doveadm pw -s ARGON2ID` or mkpasswd make hashes.\n",
+    );
+    if let Some(pw) = &o.password {
+        let hash = crate::auth::password::hash(pw)
+            .map_err(|e| Fatal(format!("cannot hash the password: {e}")))?;
+        users.push_str(&format!("{user}@{domain}:{hash}\n"));
+    }
+    write(&etc.join("users"), &users)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(etc.join("users"), std::fs::Permissions::from_mode(0o600));
+    }
     write(&etc.join("tls/key.pem"), &key)?;
     {
         use std::os::unix::fs::PermissionsExt;
@@ -291,11 +310,18 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
     println!("Run it in the foreground:   ironpost serve -c {d}/etc");
     println!("or as a daemon:             ironpost start -c {d}/etc   (stop, reload, status)");
     println!("Then send {user}@{domain} a message:   telnet {smtp}");
+    let port = |p: u16| match o.port_offset {
+        Some(n) => format!("127.0.0.1 port {}", n + p),
+        None => format!("port {p}"),
+    };
     if o.password.is_some() {
-        println!();
         println!(
-            "Note: password logins (SMTP AUTH, POP3, IMAP) are not in this version; the password was not stored."
+            "Mail clients log in as {user}@{domain} on {} (STARTTLS) or {} (TLS).",
+            port(587),
+            port(465)
         );
+    } else {
+        println!("No password was given: add {user}@{domain} to {d}/etc/users to log in.");
     }
     if o.port_offset.is_none() && !crate::sysuser::running_as_root() {
         println!();

@@ -926,8 +926,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             };
             match sasl.accounts.identify(&login2) {
                 Ok(Identity::System(user)) => sasl.accounts.check(&user, &password),
-                // Virtual users log in once the user directory exists.
-                Ok(Identity::Virtual(_)) => Check::Refused,
+                Ok(Identity::Virtual(address)) => sasl.accounts.check_virtual(&address, &password),
                 Err(e) => Check::Unavailable(e.to_string()),
             }
         })
