@@ -33,6 +33,8 @@ fn dovecot_schemes() {
         "SSHA256",
         "SSHA",
         "PLAIN",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-1",
     ] {
         for password in ["secret", "pässwörd with spaces", "x"] {
             let stored = tool("doveadm", &["pw", "-s", scheme, "-p", password]);

@@ -372,3 +372,108 @@ print("ok")
     inst.wait_log("ironpost/submission/smtpd[");
     inst.wait_log("sasl_method=PLAIN, sasl_username=jerry@example.test");
 }
+
+/// A SCRAM-SHA-256 client (RFC 5802 §3, RFC 7677), for the test.
+mod scram_client {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+
+    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+
+    /// client-final and the server signature to expect.
+    pub fn final_message(
+        password: &str,
+        client_first_bare: &str,
+        server_first: &str,
+    ) -> (String, String) {
+        let f: Vec<&str> = server_first.split(',').collect();
+        let nonce = f[0].strip_prefix("r=").unwrap();
+        let salt = B64.decode(f[1].strip_prefix("s=").unwrap()).unwrap();
+        let iterations: u32 = f[2].strip_prefix("i=").unwrap().parse().unwrap();
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored_key = Sha256::digest(&client_key);
+        let without = format!("c=biws,r={nonce}");
+        let auth = format!("{client_first_bare},{server_first},{without}");
+        let signature = hmac(&stored_key, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = hmac(&salted, b"Server Key");
+        (
+            format!("{without},p={}", B64.encode(proof)),
+            format!("v={}", B64.encode(hmac(&server_key, auth.as_bytes()))),
+        )
+    }
+}
+
+#[test]
+fn scram_sha_256_with_a_password_stored_by_doveadm() {
+    let stored = Command::new("doveadm")
+        .args(["pw", "-s", "SCRAM-SHA-256", "-p", "pencil"])
+        .run()
+        .stdout
+        .trim()
+        .to_string();
+    let mut inst = Instance::new(
+        ironpost(),
+        "smtpd_sasl_auth_enable = yes\nauth_mechanisms = scram-sha-256 plain\nauth_failure_delay = 0s",
+    );
+    std::fs::write(
+        inst.etc().join("users"),
+        format!("tom@example.test:{stored}\n"),
+    )
+    .unwrap();
+    inst.start();
+    for (password, ok) in [("wrong", false), ("pencil", true)] {
+        let mut s = inst.connect();
+        let ehlo = s.cmd("ehlo client.example");
+        assert!(ehlo.contains("250-AUTH SCRAM-SHA-256 PLAIN\r\n"), "{ehlo}");
+        let first_bare = "n=tom@example.test,r=rOprNGfwEbeRWgbNEkqO";
+        let r = s.cmd(&format!(
+            "auth scram-sha-256 {}",
+            b64(format!("n,,{first_bare}").as_bytes())
+        ));
+        let server_first = String::from_utf8(
+            B64.decode(r.strip_prefix("334 ").expect("a challenge"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            server_first.starts_with("r=rOprNGfwEbeRWgbNEkqO"),
+            "{server_first}"
+        );
+        let (fin, want) = scram_client::final_message(password, first_bare, &server_first);
+        let r = s.cmd(&b64(fin.as_bytes()));
+        if ok {
+            let server_final =
+                String::from_utf8(B64.decode(r.strip_prefix("334 ").unwrap()).unwrap()).unwrap();
+            assert_eq!(server_final, want, "the server proves it knows the keys");
+            assert_eq!(s.cmd(""), "235 2.7.0 Authentication successful");
+        } else {
+            assert_eq!(
+                r,
+                "535 5.7.8 Error: authentication failed: authentication failure"
+            );
+        }
+    }
+    // The same stored password works with PLAIN.
+    let mut s = inst.connect();
+    s.cmd("ehlo client.example");
+    assert_eq!(
+        s.cmd(&format!(
+            "auth plain {}",
+            b64(b"\0tom@example.test\0pencil")
+        )),
+        "235 2.7.0 Authentication successful"
+    );
+}

@@ -10,6 +10,7 @@
 //! | `{SSHA512}`       | base64(SHA-512(password + salt) + salt)              |
 //! | `{SSHA256}`       | base64(SHA-256(password + salt) + salt)              |
 //! | `{SSHA}`          | base64(SHA-1(password + salt) + salt)                |
+//! | `{SCRAM-SHA-256}` | `iterations,salt,StoredKey,ServerKey` (also SHA-1)   |
 //! | `{CRYPT}`         | any crypt(3) string below                            |
 //! | `{PLAIN}`         | the password itself (read only, with a warning)      |
 //!
@@ -73,6 +74,7 @@ pub fn verify(stored: &str, password: &str) -> Result<bool, PasswordError> {
         "SSHA512" => verify_salted::<Sha512>(data, password, 64),
         "SSHA256" => verify_salted::<Sha256>(data, password, 32),
         "SSHA" => verify_salted::<Sha1>(data, password, 20),
+        "SCRAM-SHA-256" | "SCRAM-SHA-1" => verify_scram(stored, password),
         "PLAIN" | "CLEARTEXT" | "CLEAR" => {
             tracing::warn!(
                 "a password is stored in plain text ({{{scheme}}}); set it again to store a hash"
@@ -106,6 +108,16 @@ fn verify_argon2(data: &str, password: &str) -> Result<bool, PasswordError> {
         Err(argon2::password_hash::Error::Password) => Ok(false),
         Err(e) => Err(err(format!("bad argon2 hash: {e}"))),
     }
+}
+
+/// `{SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey`: the password is
+/// right when it gives the same StoredKey.
+fn verify_scram(stored: &str, password: &str) -> Result<bool, PasswordError> {
+    use ironpost_proto::sasl::scram::ScramKeys;
+    let (hash, keys) =
+        ScramKeys::from_dovecot(stored).ok_or_else(|| err("bad SCRAM password entry"))?;
+    let ours = ScramKeys::derive(hash, password, &keys.salt, keys.iterations);
+    Ok(bool::from(ours.stored_key.ct_eq(&keys.stored_key)))
 }
 
 fn verify_salted<D: Digest>(

@@ -83,6 +83,13 @@ impl SystemAuth {
         }))
     }
 
+    /// A virtual user's stored password (auth_passwd_file), if any.
+    pub fn stored_virtual(&self, address: &str) -> Option<String> {
+        passwd_file_lookup(self.users_file.as_ref()?, address)
+            .ok()
+            .flatten()
+    }
+
     /// Checks a virtual user's password (auth_passwd_file).
     pub fn check_virtual(&self, address: &str, password: &str) -> Check {
         let Some(file) = &self.users_file else {

@@ -21,6 +21,7 @@ use ironpost_proto::smtp::reply::{self, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use ironpost_proto::sasl::login::{Login, Step as LoginStep};
+use ironpost_proto::sasl::scram::{ScramHash, ScramKeys, ScramServer};
 use ironpost_proto::sasl::{self, Mechanism, SaslError, plain};
 
 use super::check::{Actions, Facts, Policy, Verdict};
@@ -177,13 +178,12 @@ impl Smtpd {
                 })
                 .for_param(params::LOGIN_TRUSTED_NETWORKS.name)
             })?;
-            // SCRAM needs keys stored with each password: offered once the
-            // user directory stores them.
+            // SCRAM works for users whose password is stored in SCRAM form
+            // ({SCRAM-SHA-256} in auth_passwd_file); others fail it.
             let mechanisms = cfg
                 .get_list(params::AUTH_MECHANISMS)?
                 .iter()
                 .filter_map(|m| Mechanism::parse(m))
-                .filter(|m| m.is_plaintext())
                 .collect();
             let noplain = |p| -> Result<bool, ConfError> {
                 Ok(cfg.get_list(p)?.iter().any(|o| o == "noplaintext"))
@@ -877,61 +877,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Ok(i) => i,
             Err(e) => return Ok(sasl_error_reply(e)),
         };
-        let creds = match mech {
-            Mechanism::Plain => {
-                let message = match initial {
-                    Some(m) => m,
-                    None => match self.challenge(b"").await? {
-                        Ok(m) => m,
-                        Err(e) => return Ok(sasl_error_reply(e)),
-                    },
+        let (login, check) = match mech {
+            Mechanism::Plain | Mechanism::Login => {
+                let creds = match self.plain_or_login(mech, initial).await? {
+                    Ok(c) => c,
+                    Err(reply) => return Ok(reply),
                 };
-                match plain::parse(&message) {
-                    Ok(c) if plain::authzid_allowed(&c) => c,
-                    Ok(_) => return Ok(self.auth_failed(mech, "authorization failure")),
-                    Err(e) => return Ok(sasl_error_reply(e)),
-                }
-            }
-            Mechanism::Login => {
-                let mut l = Login::new();
-                let mut step = l.start(initial.as_deref());
-                loop {
-                    match step {
-                        Ok(LoginStep::Challenge(c)) => {
-                            step = match self.challenge(c).await? {
-                                Ok(r) => l.respond(&r),
-                                Err(e) => Err(e),
-                            };
-                        }
-                        Ok(LoginStep::Done(c)) => break c,
-                        Err(e) => return Ok(sasl_error_reply(e)),
-                    }
-                }
+                self.check_password(creds).await
             }
             Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
-                return Ok(self.auth_failed(mech, "mechanism not available"));
+                match self.scram(mech, initial).await? {
+                    Ok(x) => x,
+                    Err(reply) => return Ok(reply),
+                }
             }
         };
-        let login = if !creds.authcid.contains('@') && !sasl.local_domain.is_empty() {
-            format!("{}@{}", creds.authcid, sasl.local_domain)
-        } else {
-            creds.authcid.clone()
-        };
-        let password = creds.password;
-        let smtpd = self.smtpd_shared.clone();
-        let login2 = login.clone();
-        let check = tokio::task::spawn_blocking(move || {
-            let Some(sasl) = &smtpd.sasl else {
-                return Check::Refused;
-            };
-            match sasl.accounts.identify(&login2) {
-                Ok(Identity::System(user)) => sasl.accounts.check(&user, &password),
-                Ok(Identity::Virtual(address)) => sasl.accounts.check_virtual(&address, &password),
-                Err(e) => Check::Unavailable(e.to_string()),
-            }
-        })
-        .await
-        .unwrap_or_else(|_| Check::Unavailable("password check failed".into()));
         Ok(match check {
             Check::Accepted => {
                 Throttle::global().succeeded(self.client_addr);
@@ -957,6 +917,143 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Reply::new(454, "4.7.0", "Temporary authentication failure")
             }
         })
+    }
+
+    /// PLAIN or LOGIN: the credentials, or the reply that ends the
+    /// exchange.
+    async fn plain_or_login(
+        &mut self,
+        mech: Mechanism,
+        initial: Option<Vec<u8>>,
+    ) -> Result<Result<sasl::Credentials, Reply>, End> {
+        if mech == Mechanism::Plain {
+            let message = match initial {
+                Some(m) => m,
+                None => match self.challenge(b"").await? {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(sasl_error_reply(e))),
+                },
+            };
+            return Ok(match plain::parse(&message) {
+                Ok(c) if plain::authzid_allowed(&c) => Ok(c),
+                Ok(_) => Err(self.auth_failed(mech, "authorization failure")),
+                Err(e) => Err(sasl_error_reply(e)),
+            });
+        }
+        let mut l = Login::new();
+        let mut step = l.start(initial.as_deref());
+        loop {
+            match step {
+                Ok(LoginStep::Challenge(c)) => {
+                    step = match self.challenge(c).await? {
+                        Ok(r) => l.respond(&r),
+                        Err(e) => Err(e),
+                    };
+                }
+                Ok(LoginStep::Done(c)) => return Ok(Ok(c)),
+                Err(e) => return Ok(Err(sasl_error_reply(e))),
+            }
+        }
+    }
+
+    /// The login name with smtpd_sasl_local_domain applied.
+    fn login_name(&self, name: &str) -> String {
+        match &self.smtpd.sasl {
+            Some(s) if !name.contains('@') && !s.local_domain.is_empty() => {
+                format!("{name}@{}", s.local_domain)
+            }
+            _ => name.to_string(),
+        }
+    }
+
+    /// Checks a password (on a blocking thread: files, slow hashes).
+    async fn check_password(&self, creds: sasl::Credentials) -> (String, Check) {
+        let login = self.login_name(&creds.authcid);
+        let password = creds.password;
+        let smtpd = self.smtpd_shared.clone();
+        let login2 = login.clone();
+        let check = tokio::task::spawn_blocking(move || {
+            let Some(sasl) = &smtpd.sasl else {
+                return Check::Refused;
+            };
+            match sasl.accounts.identify(&login2) {
+                Ok(Identity::System(user)) => sasl.accounts.check(&user, &password),
+                Ok(Identity::Virtual(address)) => sasl.accounts.check_virtual(&address, &password),
+                Err(e) => Check::Unavailable(e.to_string()),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Check::Unavailable("password check failed".into()));
+        (login, check)
+    }
+
+    /// SCRAM-SHA-1/256 (RFC 5802): the keys come from a password stored in
+    /// SCRAM form; for anyone else made-up keys make the proof fail, so
+    /// unknown users look like wrong passwords.
+    async fn scram(
+        &mut self,
+        mech: Mechanism,
+        initial: Option<Vec<u8>>,
+    ) -> Result<Result<(String, Check), Reply>, End> {
+        let hash = if mech == Mechanism::ScramSha1 {
+            ScramHash::Sha1
+        } else {
+            ScramHash::Sha256
+        };
+        let mut server = ScramServer::new(hash);
+        let first = match initial {
+            Some(m) => m,
+            None => match self.challenge(b"").await? {
+                Ok(m) => m,
+                Err(e) => return Ok(Err(sasl_error_reply(e))),
+            },
+        };
+        let user = match server.client_first(&first) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(sasl_error_reply(e))),
+        };
+        if server
+            .authzid()
+            .is_some_and(|z| !z.eq_ignore_ascii_case(&user))
+        {
+            return Ok(Err(self.auth_failed(mech, "authorization failure")));
+        }
+        let login = self.login_name(&user);
+        let smtpd = self.smtpd_shared.clone();
+        let login2 = login.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            let sasl = smtpd.sasl.as_ref()?;
+            match sasl.accounts.identify(&login2).ok()? {
+                Identity::Virtual(address) => sasl.accounts.stored_virtual(&address),
+                Identity::System(_) => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        let keys = stored
+            .and_then(|s| ScramKeys::from_dovecot(&s))
+            .filter(|(h, _)| *h == hash)
+            .map(|(_, k)| k);
+        let known = keys.is_some();
+        let keys = keys
+            .unwrap_or_else(|| ScramKeys::derive(hash, &random_token(), login.as_bytes(), 4096));
+        let server_first = server.server_first(&keys, &random_token());
+        let response = match self.challenge(&server_first).await? {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(sasl_error_reply(e))),
+        };
+        match server.client_final(&response) {
+            Ok(server_final) if known => {
+                // The server's proof, then the client's empty answer.
+                match self.challenge(&server_final).await? {
+                    Ok(_) => Ok(Ok((login, Check::Accepted))),
+                    Err(e) => Ok(Err(sasl_error_reply(e))),
+                }
+            }
+            Ok(_) | Err(SaslError::Failed) => Ok(Ok((login, Check::Refused))),
+            Err(e) => Ok(Err(sasl_error_reply(e))),
+        }
     }
 
     fn auth_failed(&self, mech: Mechanism, why: &str) -> Reply {
@@ -1396,6 +1493,13 @@ fn sasl_error_reply(e: SaslError) -> Reply {
         }
         SaslError::Failed => Reply::new(535, "5.7.8", "Error: authentication failed"),
     }
+}
+
+/// A random printable token (SCRAM nonces, made-up salts).
+fn random_token() -> String {
+    let mut b = [0u8; 18];
+    let _ = getrandom::fill(&mut b);
+    sasl::encode_challenge(&b)
 }
 
 fn upper(name: &'static str) -> &'static str {
