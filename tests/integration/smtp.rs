@@ -222,11 +222,7 @@ fn postfix_replies_to_errors() {
     // A malformed BDAT cannot be skipped: the connection ends.
     assert_eq!(s.cmd("bdat x"), "521 5.5.4 Syntax: BDAT count [LAST]");
     assert!(s.is_closed());
-    let log = inst.wait_log("disconnect from");
-    assert!(
-        log.contains("NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown in virtual mailbox table; from=<a@example.test> to=<nobody@example.test> proto=ESMTP helo=<client.example>"),
-        "{log}"
-    );
+    inst.wait_log("NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown in virtual mailbox table; from=<a@example.test> to=<nobody@example.test> proto=ESMTP helo=<client.example>");
 }
 
 #[test]

@@ -392,6 +392,16 @@ mod scram_client {
         client_first_bare: &str,
         server_first: &str,
     ) -> (String, String) {
+        final_message_bound(password, client_first_bare, server_first, b"n,,")
+    }
+
+    /// The same, with the GS2 header and channel-binding data for `c=`.
+    pub fn final_message_bound(
+        password: &str,
+        client_first_bare: &str,
+        server_first: &str,
+        cbind: &[u8],
+    ) -> (String, String) {
         let f: Vec<&str> = server_first.split(',').collect();
         let nonce = f[0].strip_prefix("r=").unwrap();
         let salt = B64.decode(f[1].strip_prefix("s=").unwrap()).unwrap();
@@ -400,7 +410,7 @@ mod scram_client {
         pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
         let client_key = hmac(&salted, b"Client Key");
         let stored_key = Sha256::digest(&client_key);
-        let without = format!("c=biws,r={nonce}");
+        let without = format!("c={},r={nonce}", B64.encode(cbind));
         let auth = format!("{client_first_bare},{server_first},{without}");
         let signature = hmac(&stored_key, auth.as_bytes());
         let proof: Vec<u8> = client_key
@@ -476,4 +486,143 @@ fn scram_sha_256_with_a_password_stored_by_doveadm() {
         )),
         "235 2.7.0 Authentication successful"
     );
+}
+
+#[test]
+fn scram_sha_256_plus_binds_to_the_tls_channel() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+    let stored = Command::new("doveadm")
+        .args(["pw", "-s", "SCRAM-SHA-256", "-p", "pencil"])
+        .run()
+        .stdout
+        .trim()
+        .to_string();
+    let mut inst = Instance::new(
+        ironpost(),
+        "smtpd_sasl_auth_enable = yes\nauth_mechanisms = scram-sha-256 scram-sha-256-plus\nauth_failure_delay = 0s",
+    );
+    std::fs::write(
+        inst.etc().join("users"),
+        format!("tom@example.test:{stored}\n"),
+    )
+    .unwrap();
+    inst.start();
+    // Trust the instance's own self-signed certificate.
+    let pem = std::fs::read(inst.etc().join("tls/cert.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let session = |flag: &str, mech: &str, password: &str| -> (String, String) {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", inst.port)).unwrap();
+        let mut r = BufReader::new(tcp.try_clone().unwrap());
+        let reply = |r: &mut BufReader<std::net::TcpStream>| {
+            let mut all = String::new();
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                all.push_str(&l);
+                if l.as_bytes().get(3) != Some(&b'-') {
+                    return all;
+                }
+            }
+        };
+        reply(&mut r);
+        tcp.write_all(b"EHLO x\r\n").unwrap();
+        let plain_ehlo = reply(&mut r);
+        tcp.write_all(b"STARTTLS\r\n").unwrap();
+        assert!(reply(&mut r).starts_with("220 "));
+        let conn =
+            rustls::ClientConnection::new(config.clone(), "mail.example.test".try_into().unwrap())
+                .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let line =
+            |tls: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+             cmd: &str| {
+                tls.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+                let mut all = String::new();
+                loop {
+                    let mut l = Vec::new();
+                    let mut b = [0u8; 1];
+                    loop {
+                        std::io::Read::read_exact(tls, &mut b).unwrap();
+                        l.push(b[0]);
+                        if b[0] == b'\n' {
+                            break;
+                        }
+                    }
+                    let l = String::from_utf8(l).unwrap();
+                    all.push_str(&l);
+                    if l.as_bytes().get(3) != Some(&b'-') {
+                        return all.trim_end().to_string();
+                    }
+                }
+            };
+        let ehlo = line(&mut tls, "EHLO x");
+        let exporter = tls
+            .conn
+            .export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+            .unwrap();
+        let gs2 = flag.to_string();
+        let first_bare = "n=tom@example.test,r=clientnonce123";
+        let r = line(
+            &mut tls,
+            &format!(
+                "AUTH {mech} {}",
+                b64(format!("{gs2}{first_bare}").as_bytes())
+            ),
+        );
+        let Some(challenge) = r.strip_prefix("334 ") else {
+            return (format!("{plain_ehlo}|{ehlo}"), r);
+        };
+        let server_first = String::from_utf8(B64.decode(challenge).unwrap()).unwrap();
+        let mut cbind = gs2.as_bytes().to_vec();
+        if gs2.starts_with("p=") {
+            cbind.extend_from_slice(&exporter);
+        }
+        let (fin, want) =
+            scram_client::final_message_bound(password, first_bare, &server_first, &cbind);
+        let r = line(&mut tls, &b64(fin.as_bytes()));
+        let result = match r.strip_prefix("334 ") {
+            Some(v) => {
+                assert_eq!(String::from_utf8(B64.decode(v).unwrap()).unwrap(), want);
+                line(&mut tls, "")
+            }
+            None => r,
+        };
+        (format!("{plain_ehlo}|{ehlo}"), result)
+    };
+    let (ehlos, result) = session("p=tls-exporter,,", "SCRAM-SHA-256-PLUS", "pencil");
+    let (plain_ehlo, tls_ehlo) = ehlos.split_once('|').unwrap();
+    assert!(
+        plain_ehlo.contains("250-AUTH SCRAM-SHA-256\r\n"),
+        "{plain_ehlo}"
+    );
+    assert!(
+        tls_ehlo.contains("250-AUTH SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"),
+        "{tls_ehlo}"
+    );
+    assert_eq!(result, "235 2.7.0 Authentication successful");
+    // A wrong password, bound.
+    let (_, result) = session("p=tls-exporter,,", "SCRAM-SHA-256-PLUS", "pen");
+    assert_eq!(
+        result,
+        "535 5.7.8 Error: authentication failed: authentication failure"
+    );
+    // "y" (client could bind, thinks the server cannot) while -PLUS is on
+    // offer: a downgrade, refused.
+    let (_, result) = session("y,,", "SCRAM-SHA-256", "pencil");
+    assert!(result.starts_with("535 5.7.8"), "{result}");
+    // The plain variant without binding still works over TLS.
+    let (_, result) = session("n,,", "SCRAM-SHA-256", "pencil");
+    assert_eq!(result, "235 2.7.0 Authentication successful");
 }

@@ -77,6 +77,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         matches!(self, Conn::Tls(_))
     }
 
+    /// The tls-exporter channel binding (RFC 9266): 32 bytes exported with
+    /// the label `EXPORTER-Channel-Binding`.
+    pub fn channel_binding(&self) -> Option<Vec<u8>> {
+        let Conn::Tls(t) = self else {
+            return None;
+        };
+        t.get_ref()
+            .1
+            .export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+            .ok()
+    }
+
     /// What was negotiated, as Postfix writes it: `TLSv1.3 with cipher
     /// TLS_AES_256_GCM_SHA384 (256/256 bits)`.
     pub fn describe(&self) -> Option<String> {

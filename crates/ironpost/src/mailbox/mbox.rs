@@ -778,7 +778,9 @@ mod tests {
     /// description.
     fn hold_lock(path: &Path) -> File {
         let holder = File::options().read(true).write(true).open(path).unwrap();
-        fcntl_lock(&holder, Instant::now()).unwrap();
+        // A moment's wait: a delivery that just finished may still be
+        // letting go of its lock on a loaded machine.
+        fcntl_lock(&holder, Instant::now() + Duration::from_secs(10)).unwrap();
         holder
     }
 

@@ -264,6 +264,7 @@ impl Smtpd {
             .iter()
             .copied()
             .filter(|m| !(noplain && m.is_plaintext()))
+            .filter(|m| secure || !m.is_plus())
             .collect()
     }
 
@@ -885,12 +886,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 };
                 self.check_password(creds).await
             }
-            Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
-                match self.scram(mech, initial).await? {
-                    Ok(x) => x,
-                    Err(reply) => return Ok(reply),
-                }
-            }
+            Mechanism::ScramSha1
+            | Mechanism::ScramSha256
+            | Mechanism::ScramSha1Plus
+            | Mechanism::ScramSha256Plus => match self.scram(mech, initial).await? {
+                Ok(x) => x,
+                Err(reply) => return Ok(reply),
+            },
         };
         Ok(match check {
             Check::Accepted => {
@@ -995,12 +997,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         mech: Mechanism,
         initial: Option<Vec<u8>>,
     ) -> Result<Result<(String, Check), Reply>, End> {
-        let hash = if mech == Mechanism::ScramSha1 {
-            ScramHash::Sha1
-        } else {
-            ScramHash::Sha256
+        let (hash, plus) = match mech {
+            Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => {
+                (ScramHash::Sha1, Mechanism::ScramSha1Plus)
+            }
+            _ => (ScramHash::Sha256, Mechanism::ScramSha256Plus),
         };
         let mut server = ScramServer::new(hash);
+        if let Some(binding) = self.io.channel_binding() {
+            let offered = self.smtpd.mechanisms(self.secure).contains(&plus);
+            server = server.with_channel(binding, offered);
+        }
         let first = match initial {
             Some(m) => m,
             None => match self.challenge(b"").await? {

@@ -25,6 +25,9 @@ pub enum Mechanism {
     Login,
     ScramSha1,
     ScramSha256,
+    /// With TLS channel binding (tls-exporter, RFC 9266).
+    ScramSha1Plus,
+    ScramSha256Plus,
 }
 
 impl Mechanism {
@@ -35,6 +38,8 @@ impl Mechanism {
             "LOGIN" => Some(Mechanism::Login),
             "SCRAM-SHA-1" => Some(Mechanism::ScramSha1),
             "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
+            "SCRAM-SHA-1-PLUS" => Some(Mechanism::ScramSha1Plus),
+            "SCRAM-SHA-256-PLUS" => Some(Mechanism::ScramSha256Plus),
             _ => None,
         }
     }
@@ -45,7 +50,14 @@ impl Mechanism {
             Mechanism::Login => "LOGIN",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
         }
+    }
+
+    /// Whether the mechanism binds to the TLS channel (needs TLS).
+    pub fn is_plus(self) -> bool {
+        matches!(self, Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus)
     }
 
     /// Whether the password crosses the wire (PLAIN, LOGIN): such

@@ -10,11 +10,12 @@
 //! 3. client-final `c=biws,r=...,p=proof` -> [`ScramServer::client_final`]
 //!    checks the proof and returns the server-final `v=signature`.
 //!
-//! Channel binding (the -PLUS variants) is not offered yet: a client that
-//! asks for it (`p=...`) is refused; one that could use it but believes the
-//! server cannot (`y`) is accepted, as RFC 5802 §6 allows when the server
-//! does not offer -PLUS. Passwords are used as given (no SASLprep), as
-//! Dovecot does.
+//! Channel binding (the -PLUS variants, RFC 5802 §6) uses `tls-exporter`
+//! (RFC 9266): the caller gives the exporter value of the TLS connection
+//! and says whether -PLUS was offered. A client asking for binding
+//! (`p=tls-exporter`) must match it; a client that could bind but believes
+//! the server cannot (`y`) is refused when -PLUS was offered (a downgrade).
+//! Passwords are used as given (no SASLprep), as Dovecot does.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -166,6 +167,12 @@ pub struct ScramServer {
     hash: ScramHash,
     state: State,
     authzid: Option<String>,
+    /// The tls-exporter value of the connection, when there is TLS.
+    channel: Option<Vec<u8>>,
+    /// Whether the -PLUS variant was offered on this connection.
+    plus_offered: bool,
+    /// The binding data the client must send back in `c=`.
+    binding: Vec<u8>,
 }
 
 /// Decodes a saslname (`=2C` is `,`, `=3D` is `=`).
@@ -195,7 +202,23 @@ impl ScramServer {
             hash,
             state: State::Start,
             authzid: None,
+            channel: None,
+            plus_offered: false,
+            binding: Vec::new(),
         }
+    }
+
+    /// With TLS: the connection's tls-exporter value, and whether the
+    /// -PLUS mechanisms were offered.
+    pub fn with_channel(mut self, exporter: Vec<u8>, plus_offered: bool) -> ScramServer {
+        self.channel = Some(exporter);
+        self.plus_offered = plus_offered;
+        self
+    }
+
+    /// Whether the client bound the exchange to the TLS channel.
+    pub fn is_bound(&self) -> bool {
+        !self.binding.is_empty()
     }
 
     /// The identity the client asked to act as, if any.
@@ -213,9 +236,17 @@ impl ScramServer {
             .next()
             .ok_or(SaslError::Malformed("no client-first-message"))?;
         match flag {
-            "n" | "y" => {}
+            "n" => {}
+            // The client could bind and thinks we cannot: if we offered
+            // -PLUS, someone removed it on the way.
+            "y" if self.plus_offered => return Err(SaslError::Failed),
+            "y" => {}
+            "p=tls-exporter" => match &self.channel {
+                Some(data) => self.binding = data.clone(),
+                None => return Err(SaslError::Malformed("channel binding without TLS")),
+            },
             f if f.starts_with("p=") => {
-                return Err(SaslError::Malformed("channel binding is not supported"));
+                return Err(SaslError::Malformed("unsupported channel binding type"));
             }
             _ => return Err(SaslError::Malformed("bad GS2 flag")),
         }
@@ -303,7 +334,9 @@ impl ScramServer {
             .next()
             .and_then(|r| r.strip_prefix("r="))
             .ok_or(SaslError::Malformed("no nonce"))?;
-        if cbind != B64.encode(gs2_header.as_bytes()) {
+        let mut expected = gs2_header.as_bytes().to_vec();
+        expected.extend_from_slice(&self.binding);
+        if cbind != B64.encode(&expected) {
             return Err(SaslError::Failed);
         }
         if their_nonce != nonce {
@@ -466,6 +499,52 @@ mod tests {
                 .client_final(b"c=biws,r=x,p=AA==")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn channel_binding() {
+        let keys = ScramKeys::derive(ScramHash::Sha256, "right", b"saltsalt", 4096);
+        let exporter = vec![7u8; 32];
+        // p=tls-exporter with the right data: accepted.
+        let mut s = ScramServer::new(ScramHash::Sha256).with_channel(exporter.clone(), true);
+        let first_bare = "n=u,r=abc";
+        s.client_first(format!("p=tls-exporter,,{first_bare}").as_bytes())
+            .unwrap();
+        let sf = String::from_utf8(s.server_first(&keys, "def")).unwrap();
+        let gs2: Vec<u8> = [b"p=tls-exporter,,".as_slice(), &exporter].concat();
+        let (fin, _) = client_final_bound(ScramHash::Sha256, "right", first_bare, &sf, &gs2);
+        assert!(s.client_final(fin.as_bytes()).is_ok());
+        // Bound to another channel (a man in the middle): refused.
+        let mut s = ScramServer::new(ScramHash::Sha256).with_channel(vec![8u8; 32], true);
+        s.client_first(format!("p=tls-exporter,,{first_bare}").as_bytes())
+            .unwrap();
+        let sf = String::from_utf8(s.server_first(&keys, "def")).unwrap();
+        let (fin, _) = client_final_bound(ScramHash::Sha256, "right", first_bare, &sf, &gs2);
+        assert_eq!(s.client_final(fin.as_bytes()), Err(SaslError::Failed));
+        // "y" while -PLUS was offered: a downgrade.
+        let mut s = ScramServer::new(ScramHash::Sha256).with_channel(exporter, true);
+        assert_eq!(s.client_first(b"y,,n=u,r=abc"), Err(SaslError::Failed));
+    }
+
+    fn client_final_bound(
+        hash: ScramHash,
+        password: &str,
+        client_first_bare: &str,
+        server_first: &str,
+        gs2_and_binding: &[u8],
+    ) -> (String, Vec<u8>) {
+        let fields: Vec<&str> = server_first.split(',').collect();
+        let nonce = fields[0].strip_prefix("r=").unwrap();
+        let salt = B64.decode(fields[1].strip_prefix("s=").unwrap()).unwrap();
+        let iterations: u32 = fields[2].strip_prefix("i=").unwrap().parse().unwrap();
+        let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
+        let client_key = hash.hmac(&salted, b"Client Key");
+        let stored = hash.hash(&client_key);
+        let without = format!("c={},r={nonce}", B64.encode(gs2_and_binding));
+        let auth = format!("{client_first_bare},{server_first},{without}");
+        let sig = hash.hmac(&stored, auth.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        (format!("{without},p={}", B64.encode(proof)), Vec::new())
     }
 
     #[test]
