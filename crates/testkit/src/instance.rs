@@ -119,7 +119,10 @@ impl Instance {
                 }
                 panic!("ironpost serve exited with {status}: {err}");
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Ready when the control socket answers (the listeners are
+            // bound before it opens); no SMTP connection is made, so the
+            // tests see only their own sessions.
+            if self.control("status").is_some_and(|r| r.starts_with("ok ")) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -128,6 +131,19 @@ impl Instance {
             "ironpost serve did not listen on port {} within 20 s",
             self.port
         );
+    }
+
+    /// One request on the daemon's control socket; `None` when nobody
+    /// answers.
+    pub fn control(&self, command: &str) -> Option<String> {
+        use std::os::unix::net::UnixStream;
+        let path = self.root().join("spool/public/ctl");
+        let mut s = UnixStream::connect(path).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.write_all(format!("{command}\n").as_bytes()).ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        Some(reply.trim().to_string())
     }
 
     /// SIGKILL: no chance to clean up.
