@@ -21,8 +21,8 @@
 //! `ironpost/pickup[PID]: ID: uid=1000 from=<jerry@example.test>` and
 //! `ironpost/cleanup[PID]: ID: message-id=<...>`.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -197,32 +197,15 @@ fn elsewhere(queue: &Queue, id: &QueueId) -> Option<QueueName> {
         .find(|q| queue.path(*q, id).exists())
 }
 
-/// Writes `incoming/ID` (under a dot name first, linked under the ID once
-/// whole, so the queue manager never sees half a file) and commits it to
+/// Writes `incoming/ID` (see [`Queue::write_new`]) and commits it to
 /// stable storage. `Ok(false)` when the name is taken.
 fn create_durably(queue: &Queue, id: &QueueId, env: &Envelope, content: &[u8]) -> io::Result<bool> {
-    let path = queue.path(QueueName::Incoming, id);
-    if path.exists() {
+    if queue.path(QueueName::Incoming, id).exists()
+        || !queue.write_new(QueueName::Incoming, id, env, |_| {
+            std::borrow::Cow::Borrowed(content)
+        })?
+    {
         return Ok(false);
-    }
-    let tmp = queue.dir(QueueName::Incoming).join(format!(".{id}"));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    let bytes = queue::file::encode(env, content);
-    if let Err(e) = f.write_all(&bytes) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    drop(f);
-    let linked = fs::hard_link(&tmp, &path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(e),
     }
     queue::sync_dir(&queue.dir(QueueName::Incoming))?;
     Ok(true)

@@ -73,10 +73,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(())
     }
 
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Conn::Tls(_))
-    }
-
     /// The tls-exporter channel binding (RFC 9266): 32 bytes exported with
     /// the label `EXPORTER-Channel-Binding`.
     pub fn channel_binding(&self) -> Option<Vec<u8>> {

@@ -248,39 +248,50 @@ impl Queue {
         env: &Envelope,
         mut content: impl FnMut(&QueueId) -> std::borrow::Cow<'c, [u8]>,
     ) -> io::Result<QueueId> {
-        let dir = self.dir(q);
         for _ in 0..100 {
             let id = QueueId::generate();
-            let path = dir.join(id.as_str());
-            // Written under a dot name that no scan picks up, then linked
-            // under its ID once whole and fsync'd: the queue manager never
-            // sees a half-written file.
-            let tmp = dir.join(format!(".{id}"));
-            let reused = self.take_free(&tmp);
-            let mut f = match reused {
-                Some(f) => f,
-                None => match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(e),
-                },
-            };
-            let bytes = file::encode(env, &content(&id));
-            if let Err(e) = f.write_all(&bytes) {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
+            if self.write_new(q, &id, env, &mut content)? {
+                return Ok(id);
             }
-            drop(f);
-            let linked = fs::hard_link(&tmp, &path);
-            let _ = fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-            return Ok(id);
         }
         Err(io::Error::other("cannot find a free queue ID"))
+    }
+
+    /// Writes the queue file `q/ID`, not committed: under a dot name that
+    /// no scan picks up, then linked under its ID once whole, so the queue
+    /// manager never sees a half-written file. `Ok(false)` when the name is
+    /// taken.
+    pub fn write_new<'c>(
+        &self,
+        q: QueueName,
+        id: &QueueId,
+        env: &Envelope,
+        mut content: impl FnMut(&QueueId) -> std::borrow::Cow<'c, [u8]>,
+    ) -> io::Result<bool> {
+        let dir = self.dir(q);
+        let path = dir.join(id.as_str());
+        let tmp = dir.join(format!(".{id}"));
+        let mut f = match self.take_free(&tmp) {
+            Some(f) => f,
+            None => match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) => return Err(e),
+            },
+        };
+        let bytes = file::encode(env, &content(id));
+        if let Err(e) = f.write_all(&bytes) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        drop(f);
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes what an interrupted [`Queue::enqueue_with`] left behind

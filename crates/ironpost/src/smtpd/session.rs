@@ -519,6 +519,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         );
     }
 
+    /// What the restrictions know about this session and command.
+    fn facts<'s>(&'s self, sender: Option<&'s str>, recipient: Option<&'s str>) -> Facts<'s> {
+        Facts {
+            client_addr: Some(self.client_addr),
+            client_name: &self.client_name,
+            helo: self.helo.as_deref(),
+            sender,
+            recipient,
+            sasl_username: self.sasl_user.as_deref(),
+            improper_pipelining: self.improper_pipelining,
+        }
+    }
+
+    /// Postfix's `NOQUEUE: reject:` line.
+    fn log_reject(&self, command: &str, reply: &Reply, from: Option<&str>, to: Option<&str>) {
+        let mut line = format!(
+            "NOQUEUE: reject: {command} from {}: {};",
+            self.client(),
+            reply.text()
+        );
+        if let Some(f) = from {
+            line.push_str(&format!(" from=<{f}>"));
+        }
+        if let Some(t) = to {
+            line.push_str(&format!(" to=<{t}>"));
+        }
+        line.push_str(&format!(
+            " proto={} helo=<{}>",
+            self.proto(),
+            self.helo.as_deref().unwrap_or("")
+        ));
+        self.log(&line);
+    }
+
     fn settings(&self) -> &Settings {
         &self.smtpd.settings
     }
@@ -1125,28 +1159,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if tx.recipients.len() >= self.settings().recipient_limit {
             return reply::too_many_recipients();
         }
-        let facts = Facts {
-            client_addr: Some(self.client_addr),
-            client_name: &self.client_name,
-            helo: self.helo.as_deref(),
-            sender: Some(&tx.sender_given),
-            recipient: Some(&rcpt),
-            sasl_username: self.sasl_user.as_deref(),
-            improper_pipelining: self.improper_pipelining,
-        };
+        let facts = self.facts(Some(&tx.sender_given), Some(&rcpt));
         let mut actions = Actions::default();
         match self.smtpd.policy.check_rcpt(&facts, &mut actions) {
             Verdict::Reject(r) => {
                 let reply = Reply::new(r.code, &r.status, r.text.clone());
-                self.log(&format!(
-                    "NOQUEUE: reject: RCPT from {}: {}; from=<{}> to=<{}> proto={} helo=<{}>",
-                    self.client(),
-                    reply.text(),
-                    tx.sender_given,
-                    rcpt,
-                    self.proto(),
-                    self.helo.as_deref().unwrap_or("")
-                ));
+                self.log_reject("RCPT", &reply, Some(&tx.sender_given), Some(&rcpt));
                 return reply;
             }
             Verdict::Dunno | Verdict::Permit => {}
@@ -1175,25 +1193,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Ok(a) if !a.is_null() => a.into_string(),
             _ => return Reply::new(501, "5.1.3", "Bad recipient address syntax"),
         };
-        let facts = Facts {
-            client_addr: Some(self.client_addr),
-            client_name: &self.client_name,
-            helo: self.helo.as_deref(),
-            sender: None,
-            recipient: Some(&addr),
-            sasl_username: self.sasl_user.as_deref(),
-            improper_pipelining: self.improper_pipelining,
-        };
+        let facts = self.facts(None, Some(&addr));
         if let Some(r) = self.smtpd.policy.check_vrfy(&facts) {
             let reply = Reply::new(r.code, &r.status, r.text.clone());
-            self.log(&format!(
-                "NOQUEUE: reject: VRFY from {}: {}; to=<{}> proto={} helo=<{}>",
-                self.client(),
-                reply.text(),
-                addr,
-                self.proto(),
-                self.helo.as_deref().unwrap_or("")
-            ));
+            self.log_reject("VRFY", &reply, None, Some(&addr));
             return reply;
         }
         Reply::new(252, "2.0.0", arg.to_string())
@@ -1218,26 +1221,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let Some(tx) = &self.tx else {
             return Ok(false);
         };
-        let facts = Facts {
-            client_addr: Some(self.client_addr),
-            client_name: &self.client_name,
-            helo: self.helo.as_deref(),
-            sender: Some(&tx.sender_given),
-            recipient: None,
-            sasl_username: self.sasl_user.as_deref(),
-            improper_pipelining: self.improper_pipelining,
-        };
+        let facts = self.facts(Some(&tx.sender_given), None);
         let mut actions = Actions::default();
         if let Verdict::Reject(r) = self.smtpd.policy.check_data(&facts, &mut actions) {
             let reply = Reply::new(r.code, &r.status, r.text.clone());
-            self.log(&format!(
-                "NOQUEUE: reject: DATA from {}: {}; from=<{}> proto={} helo=<{}>",
-                self.client(),
-                reply.text(),
-                tx.sender_given,
-                self.proto(),
-                self.helo.as_deref().unwrap_or("")
-            ));
+            self.log_reject("DATA", &reply, Some(&tx.sender_given), None);
             self.counters.add("data", false);
             self.reply(reply).await;
             return Ok(false);
@@ -1369,14 +1357,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         let s = self.settings();
         if cleanup::hop_count(&message) > s.hopcount_limit {
-            self.log(&format!(
-                "NOQUEUE: reject: DATA from {}: 554 5.4.0 Error: too many hops; from=<{}> proto={} helo=<{}>",
-                self.client(),
-                tx.sender_given,
-                self.proto(),
-                self.helo.as_deref().unwrap_or("")
-            ));
-            return Reply::new(554, "5.4.0", "Error: too many hops");
+            let reply = Reply::new(554, "5.4.0", "Error: too many hops");
+            self.log_reject("DATA", &reply, Some(&tx.sender_given), None);
+            return reply;
         }
         let sender = self.smtpd.resolver.canonical(&tx.sender_given);
         let mut env = Envelope::new(&sender, tx.recipients);

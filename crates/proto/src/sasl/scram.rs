@@ -368,7 +368,8 @@ impl ScramServer {
 mod tests {
     use super::*;
 
-    /// A client, from the RFC's algorithm, for the tests.
+    /// A client, from the RFC's algorithm, for the tests: client-final
+    /// (without channel binding) and the server signature to expect.
     fn client_final(
         hash: ScramHash,
         password: &str,
@@ -376,21 +377,12 @@ mod tests {
         server_first: &str,
         gs2: &str,
     ) -> (String, Vec<u8>) {
-        let fields: Vec<&str> = server_first.split(',').collect();
-        let nonce = fields[0].strip_prefix("r=").unwrap();
-        let salt = B64.decode(fields[1].strip_prefix("s=").unwrap()).unwrap();
-        let iterations: u32 = fields[2].strip_prefix("i=").unwrap().parse().unwrap();
-        let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
-        let client_key = hash.hmac(&salted, b"Client Key");
-        let stored = hash.hash(&client_key);
-        let without = format!("c={},r={nonce}", B64.encode(gs2));
-        let auth = format!("{client_first_bare},{server_first},{without}");
-        let sig = hash.hmac(&stored, auth.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-        let server_key = hash.hmac(&salted, b"Server Key");
-        (
-            format!("{without},p={}", B64.encode(proof)),
-            hash.hmac(&server_key, auth.as_bytes()),
+        client_final_bound(
+            hash,
+            password,
+            client_first_bare,
+            server_first,
+            gs2.as_bytes(),
         )
     }
 
@@ -544,7 +536,11 @@ mod tests {
         let auth = format!("{client_first_bare},{server_first},{without}");
         let sig = hash.hmac(&stored, auth.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-        (format!("{without},p={}", B64.encode(proof)), Vec::new())
+        let server_key = hash.hmac(&salted, b"Server Key");
+        (
+            format!("{without},p={}", B64.encode(proof)),
+            hash.hmac(&server_key, auth.as_bytes()),
+        )
     }
 
     #[test]
