@@ -97,6 +97,7 @@ fn system_accounts_from_passwd_and_shadow_files() {
         enabled: true,
         default_realm: "example.test".into(),
         users_file: None,
+        directory_url: None,
     };
     for (i, m) in methods.iter().enumerate() {
         let user = format!("u{i}");

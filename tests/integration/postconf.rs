@@ -257,7 +257,7 @@ fn table_types() {
     let out = compat("postconf").arg("-m").run();
     assert_eq!(
         out.stdout,
-        "cidr\nhash\ninline\npcre\nregexp\nstatic\ntexthash\nunix\n"
+        "cidr\ndirectory\nhash\ninline\nmysql\npcre\npgsql\nregexp\nsqlite\nstatic\ntexthash\nunix\n"
     );
 }
 

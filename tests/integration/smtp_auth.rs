@@ -443,6 +443,10 @@ fn scram_sha_256_with_a_password_stored_by_doveadm() {
         format!("tom@example.test:{stored}\n"),
     )
     .unwrap();
+    inst.append_main_cf(&format!(
+        "auth_passwd_file = {}/users",
+        inst.etc().display()
+    ));
     inst.start();
     for (password, ok) in [("wrong", false), ("pencil", true)] {
         let mut s = inst.connect();
@@ -507,6 +511,10 @@ fn scram_sha_256_plus_binds_to_the_tls_channel() {
         format!("tom@example.test:{stored}\n"),
     )
     .unwrap();
+    inst.append_main_cf(&format!(
+        "auth_passwd_file = {}/users",
+        inst.etc().display()
+    ));
     inst.start();
     // Trust the instance's own self-signed certificate.
     let pem = std::fs::read(inst.etc().join("tls/cert.pem")).unwrap();

@@ -131,6 +131,8 @@ params! {
         "The directory with main.cf, master.cf and the lookup tables.";
     DATA_DIRECTORY = "data_directory", Kind::Path, T("/var/lib/ironpost"),
         "The directory where ironpost keeps its databases and mailbox indexes.";
+    DIRECTORY_URL = "directory_url", Kind::Str, T("sqlite:$data_directory/directory.db"),
+        "The user directory (domains, mailboxes, aliases): sqlite:/path, postgresql://user:password@host/db or mysql://user:password@host/db; read by the directory: tables and by logins with a full address.";
     DEFAULT_DATABASE_TYPE = "default_database_type", Kind::Enum(&["hash", "texthash"]), T("hash"),
         "The table type that postmap, postalias and newaliases use for a name without a type.";
     DEFAULT_PRIVS = "default_privs", Kind::Str, T("nobody"),

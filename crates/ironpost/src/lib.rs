@@ -25,6 +25,8 @@
 //! - [`server`]: the daemon: listeners, queue manager, pickup, control
 //!   socket, signals.
 //! - [`smtpd`]: the SMTP server: sessions, restrictions.
+//! - [`sql`]: SQL databases (SQLite, PostgreSQL, MySQL) behind a blocking
+//!   interface, for the user directory and the SQL lookup tables.
 //! - [`tls`]: rustls server configuration, STARTTLS-capable connections.
 //! - [`sysuser`]: system accounts from the passwd file.
 //! - [`host`]: facts about the machine (host name, interface addresses) that
@@ -47,5 +49,6 @@ pub mod queue;
 pub mod resolve;
 pub mod server;
 pub mod smtpd;
+pub mod sql;
 pub mod sysuser;
 pub mod tls;

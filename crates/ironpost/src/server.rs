@@ -378,6 +378,18 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
     let ls = listeners(&cfg, &master)?;
     let built = build(&cfg, &ls)?;
     let pickup = crate::pickup::Pickup::from_config(&cfg)?;
+    // The user directory: created or migrated now, so that the first
+    // lookup does not pay for it. A database that is down is not fatal:
+    // lookups fail temporarily (mail is deferred) until it is back.
+    let directory_url = cfg.get_str(params::DIRECTORY_URL)?.trim().to_string();
+    if !directory_url.is_empty()
+        && let Err(e) = crate::auth::directory::Directory::open(&directory_url)
+    {
+        log.log(
+            &format!("{syslog_name}/master"),
+            &format!("warning: user directory: {e}"),
+        );
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

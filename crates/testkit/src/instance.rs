@@ -85,6 +85,16 @@ impl Instance {
         }
     }
 
+    /// Appends lines to main.cf (before [`Instance::start`], or followed by
+    /// a reload).
+    pub fn append_main_cf(&self, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.etc().join("main.cf"))
+            .expect("open main.cf");
+        writeln!(f, "{text}").expect("append to main.cf");
+    }
+
     /// The instance's folder.
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("demo")
@@ -98,13 +108,20 @@ impl Instance {
     /// Starts `ironpost serve` and waits until it accepts connections.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already started");
+        // The daemon's diagnostics go to a file (a pipe nobody reads could
+        // fill up and stall it); failures quote it.
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.stderr_path())
+            .expect("open the daemon's stderr file");
         let child = std::process::Command::new(&self.bin)
             .arg("serve")
             .arg("-c")
             .arg(self.etc())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("start ironpost serve");
         self.child = Some(child);
@@ -113,11 +130,10 @@ impl Instance {
             if let Some(c) = &mut self.child
                 && let Ok(Some(status)) = c.try_wait()
             {
-                let mut err = String::new();
-                if let Some(mut e) = c.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("ironpost serve exited with {status}: {err}");
+                panic!(
+                    "ironpost serve exited with {status}: {}",
+                    std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+                );
             }
             // Ready when the control socket answers (the listeners are
             // bound before it opens); no SMTP connection is made, so the
@@ -168,8 +184,38 @@ impl Instance {
     pub fn connect(&self) -> Smtp {
         let mut s = Smtp::connect(self.port);
         let greeting = s.read_reply();
-        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        assert!(
+            greeting.starts_with("220 "),
+            "greeting: {greeting:?} ({})\n{}",
+            s.last_error.as_deref().unwrap_or("no read error"),
+            self.diagnostics()
+        );
         s
+    }
+
+    /// Where the daemon's standard error goes.
+    fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join("serve.stderr")
+    }
+
+    /// What a failing test should show: whether the daemon still runs, its
+    /// standard error and the end of the mail log.
+    pub fn diagnostics(&self) -> String {
+        let state = match std::process::Command::new("kill")
+            .args(["-0", &self.child.as_ref().map_or(0, |c| c.id()).to_string()])
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(s) if s.success() && self.child.is_some() => "the daemon runs",
+            _ => "the daemon is gone",
+        };
+        let log = self.maillog();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        format!(
+            "{state}; its stderr:\n{}\nmail log (last lines):\n{}",
+            std::fs::read_to_string(self.stderr_path()).unwrap_or_default(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     }
 
     /// The mail log so far.
@@ -252,6 +298,8 @@ impl Drop for Instance {
 pub struct Smtp {
     reader: BufReader<TcpStream>,
     stream: TcpStream,
+    /// The last read error, if a read failed (a reply then reads as "").
+    pub last_error: Option<String>,
 }
 
 impl Smtp {
@@ -268,6 +316,7 @@ impl Smtp {
         Some(Smtp {
             reader: BufReader::new(stream.try_clone().unwrap()),
             stream,
+            last_error: None,
         })
     }
 
@@ -287,7 +336,11 @@ impl Smtp {
         loop {
             let mut line = String::new();
             match self.reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return out,
+                Ok(0) => return out,
+                Err(e) => {
+                    self.last_error = Some(e.to_string());
+                    return out;
+                }
                 Ok(_) => {}
             }
             out.push_str(&line);

@@ -4,9 +4,12 @@
 //! ## Layout
 //! - [`password`]: password schemes in Dovecot's notation and crypt(3)
 //!   strings; new passwords as `{ARGON2ID}`.
+//! - [`directory`]: the user directory in SQL: domains, mailboxes,
+//!   aliases.
 //! - [`system`]: system accounts (passwd + shadow) and login names.
 //! - [`throttle`]: failed-login delay and lockout per client address.
 
+pub mod directory;
 pub mod password;
 pub mod system;
 pub mod throttle;

@@ -24,8 +24,9 @@ pub enum Identity {
     Virtual(String),
 }
 
-/// The settings of system logins (and of the passwd-file of virtual
-/// users, until the user directory holds them).
+/// Where logins are checked: system accounts, and virtual users in a
+/// Dovecot passwd-file (auth_passwd_file) and in the user directory
+/// (directory_url), searched in that order.
 #[derive(Debug, Clone)]
 pub struct SystemAuth {
     pub passwd_file: PathBuf,
@@ -34,6 +35,17 @@ pub struct SystemAuth {
     pub default_realm: String,
     /// auth_passwd_file: virtual users in Dovecot's passwd-file form.
     pub users_file: Option<PathBuf>,
+    /// directory_url: the user directory, when set.
+    pub directory_url: Option<String>,
+}
+
+/// A virtual user's stored secrets.
+struct VirtualEntry {
+    /// Where it came from, for messages.
+    source: String,
+    password: String,
+    /// SCRAM keys kept beside the password (the directory's).
+    scram: Vec<String>,
 }
 
 /// The outcome of a password check.
@@ -61,6 +73,8 @@ impl SystemAuth {
             users_file: Some(cfg.get_str(params::AUTH_PASSWD_FILE)?.trim().to_string())
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
+            directory_url: Some(cfg.get_str(params::DIRECTORY_URL)?.trim().to_string())
+                .filter(|u| !u.is_empty()),
         })
     }
 
@@ -83,30 +97,73 @@ impl SystemAuth {
         }))
     }
 
-    /// A virtual user's stored password (auth_passwd_file), if any.
-    pub fn stored_virtual(&self, address: &str) -> Option<String> {
-        passwd_file_lookup(self.users_file.as_ref()?, address)
-            .ok()
-            .flatten()
+    /// A virtual user's password entry: from auth_passwd_file, else from
+    /// the directory (an enabled mailbox of an enabled domain).
+    fn virtual_entry(&self, address: &str) -> Result<Option<VirtualEntry>, String> {
+        if let Some(file) = &self.users_file {
+            match passwd_file_lookup(file, address) {
+                Ok(Some(stored)) => {
+                    return Ok(Some(VirtualEntry {
+                        source: file.display().to_string(),
+                        password: stored,
+                        scram: Vec::new(),
+                    }));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(unreadable(file, &e)),
+            }
+        }
+        if let Some(url) = &self.directory_url {
+            let dir = super::directory::Directory::open(url).map_err(|e| e.to_string())?;
+            if let Some(m) = dir.active_mailbox(address).map_err(|e| e.to_string())? {
+                return Ok(Some(VirtualEntry {
+                    source: dir.name().to_string(),
+                    password: m.password,
+                    scram: [m.scram_sha1, m.scram_sha256]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                }));
+            }
+        }
+        Ok(None)
     }
 
-    /// Checks a virtual user's password (auth_passwd_file).
+    /// A virtual user's SCRAM keys for `hash` in Dovecot's form
+    /// (`{SCRAM-SHA-256}...`), if stored: the password itself when it is
+    /// stored so, or the keys kept beside it.
+    pub fn scram_entry(
+        &self,
+        address: &str,
+        hash: ironpost_proto::sasl::scram::ScramHash,
+    ) -> Option<String> {
+        let e = self.virtual_entry(address).ok().flatten()?;
+        if e.password.starts_with('!') || e.password.starts_with('*') {
+            return None;
+        }
+        let prefix = format!("{{{}}}", hash.scheme());
+        std::iter::once(&e.password)
+            .chain(e.scram.iter())
+            .find(|s| s.to_ascii_uppercase().starts_with(&prefix))
+            .cloned()
+    }
+
+    /// Checks a virtual user's password (auth_passwd_file, then the
+    /// directory).
     pub fn check_virtual(&self, address: &str, password: &str) -> Check {
-        let Some(file) = &self.users_file else {
-            return Check::Refused;
-        };
-        let stored = match passwd_file_lookup(file, address) {
-            Ok(Some(s)) => s,
+        let entry = match self.virtual_entry(address) {
+            Ok(Some(e)) => e,
             Ok(None) => return Check::Refused,
-            Err(e) => return Check::Unavailable(unreadable(file, &e)),
+            Err(e) => return Check::Unavailable(e),
         };
+        let stored = entry.password;
         if stored.is_empty() || stored.starts_with('!') || stored.starts_with('*') {
             return Check::Refused;
         }
         match password::verify(&stored, password) {
             Ok(true) => Check::Accepted,
             Ok(false) => Check::Refused,
-            Err(e) => Check::Unavailable(format!("{}: password of {address}: {e}", file.display())),
+            Err(e) => Check::Unavailable(format!("{}: password of {address}: {e}", entry.source)),
         }
     }
 
@@ -215,6 +272,7 @@ mod tests {
             enabled: true,
             default_realm: "example.test".into(),
             users_file: Some(dir.path().join("users")),
+            directory_url: None,
         };
         // `doveadm pw -s SSHA -p secret`.
         std::fs::write(

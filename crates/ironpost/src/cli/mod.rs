@@ -10,6 +10,7 @@
 //! - [`daemon`]: `serve`, and `start`/`stop`/`reload`/`status`/`flush`
 //!   (also as `postfix start` ...).
 //! - [`quickstart`]: a self-contained instance in one folder.
+//! - [`directory`]: `domain`, `user`, `alias`: the user directory.
 //! - [`sendmail`]: Postfix's sendmail(1): posting into `maildrop/`.
 //! - [`queuetools`]: `mailq`, `postqueue`, `postsuper`, `postcat`.
 //!
@@ -17,6 +18,7 @@
 //! `postmap: fatal: ...` (exit status 1).
 
 pub mod daemon;
+pub mod directory;
 pub mod getopt;
 pub mod postconf;
 pub mod postmap;
@@ -164,6 +166,10 @@ Commands:
   check [-c DIR]                                     check main.cf, as `postfix check`
   quickstart DIR [--domain D] [--user U] [--port-offset N]
                                                      make a self-contained instance in DIR
+  domain add|del|list|enable|disable DOMAIN          virtual domains of the user directory
+  user add|passwd|del|list|show|quota|enable|disable ADDRESS
+                                                     mailboxes (passwords asked twice, or --password-stdin)
+  alias add|del|list ADDRESS [TARGET,...]            aliases of the user directory
   serve [-c DIR]                                     run the mail system in the foreground
   start|stop|reload|status|flush [-c DIR]            control the mail system as a daemon
   sendmail [-t] [-i] [-f SENDER] [RCPT ...]          post a message (also -bs, -bp, -bi)
@@ -224,6 +230,15 @@ fn run_ironpost(args: &[String]) -> ExitCode {
             let _ = PROGRAM.set("ironpost".to_string());
             install_diagnostics();
             finish(quickstart::run_quickstart(rest))
+        }
+        "domain" | "user" | "alias" => {
+            let _ = PROGRAM.set("ironpost".to_string());
+            install_diagnostics();
+            finish(match cmd.as_str() {
+                "domain" => directory::run_domain(rest),
+                "user" => directory::run_user(rest),
+                _ => directory::run_alias(rest),
+            })
         }
         "doc" => match rest.first().map(String::as_str) {
             Some("parameters") => {

@@ -1,8 +1,8 @@
 //! `ironpost quickstart DIR`: a self-contained instance under one folder
 //! (configuration, queue, mailboxes, log) that runs without root.
 //!
-//! The demo domain is a virtual mailbox domain (Postfix's virtual(5)), so
-//! its users need no system account; `myorigin = $mydomain`, so `root` and
+//! The demo domain is a virtual mailbox domain of the user directory
+//! (SQLite in `DIR/data`), so its users need no system account; `myorigin = $mydomain`, so `root` and
 //! `jerry` typed in a session become addresses in that domain. With
 //! `--port-offset N` every service listens on 127.0.0.1 at N plus its
 //! standard port (smtp 25 -> N+25).
@@ -206,10 +206,13 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
          alias_database = hash:{d}/etc/aliases\n\
          \n\
          # Virtual mailboxes: one Maildir per user under virtual_mailbox_base.\n\
-         virtual_mailbox_domains = {domain}\n\
+         # Domains, mailboxes and aliases are in the user directory (SQLite):\n\
+         # `ironpost domain|user|alias ... -c {d}/etc` changes them, at once.\n\
+         directory_url = sqlite:{d}/data/directory.db\n\
+         virtual_mailbox_domains = directory:domains\n\
          virtual_mailbox_base = {d}/vmail\n\
-         virtual_mailbox_maps = hash:{d}/etc/vmailbox\n\
-         virtual_alias_maps = hash:{d}/etc/virtual\n\
+         virtual_mailbox_maps = directory:mailboxes\n\
+         virtual_alias_maps = directory:aliases\n\
          virtual_uid_maps = static:{uid}\n\
          virtual_gid_maps = static:{gid}\n\
          virtual_minimum_uid = {}\n\
@@ -218,30 +221,12 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
          # by quickstart (replace the files with your own).\n\
          smtpd_tls_cert_file = {d}/etc/tls/cert.pem\n\
          smtpd_tls_key_file = {d}/etc/tls/key.pem\n\
-         smtpd_tls_security_level = may\n\
-         \n\
-         # Logins of the virtual users (submission and smtps): a Dovecot\n\
-         # passwd-file, address:{{SCHEME}}hash per line.\n\
-         auth_passwd_file = {d}/etc/users\n",
+         smtpd_tls_security_level = may\n",
         uid.min(100)
     );
     let (cert, key) = crate::tls::self_signed(&format!("mail.{domain}"))
         .map_err(|e| Fatal(format!("cannot make a certificate: {e}")))?;
     write(&etc.join("tls/cert.pem"), &cert)?;
-    let mut users = String::from(
-        "# Virtual users who may log in (submission, smtps): address:{SCHEME}hash,\n\
-         # as Dovecot's passwd-file. `doveadm pw -s ARGON2ID` or mkpasswd make hashes.\n",
-    );
-    if let Some(pw) = &o.password {
-        let hash = crate::auth::password::hash(pw)
-            .map_err(|e| Fatal(format!("cannot hash the password: {e}")))?;
-        users.push_str(&format!("{user}@{domain}:{hash}\n"));
-    }
-    write(&etc.join("users"), &users)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(etc.join("users"), std::fs::Permissions::from_mode(0o600));
-    }
     write(&etc.join("tls/key.pem"), &key)?;
     {
         use std::os::unix::fs::PermissionsExt;
@@ -259,41 +244,38 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
          MAILER-DAEMON: postmaster\n\
          abuse: postmaster\n",
     )?;
-    write(
-        &etc.join("vmailbox"),
-        &format!(
-            "# virtual(5) mailboxes: address, then the Maildir under virtual_mailbox_base\n\
-             # (a trailing / means Maildir). Run `ironpost postmap -c DIR/etc vmailbox` after a change.\n\
-             {user}@{domain}\t{domain}/{user}/\n"
-        ),
-    )?;
-    write(
-        &etc.join("virtual"),
-        &format!(
-            "# virtual(5) aliases. Run `ironpost postmap -c DIR/etc virtual` after a change.\n\
-             postmaster@{domain}\t{user}@{domain}\n\
-             abuse@{domain}\t{user}@{domain}\n\
-             root@{domain}\t{user}@{domain}\n"
-        ),
-    )?;
     let c = etc.display().to_string();
-    for (tool, file) in [
-        ("postalias", "aliases"),
-        ("postmap", "vmailbox"),
-        ("postmap", "virtual"),
-    ] {
-        let args = vec![
-            "-c".to_string(),
-            c.clone(),
-            format!("hash:{}", etc.join(file).display()),
-        ];
-        let r = if tool == "postalias" {
-            super::postmap::run_postalias(&args)
-        } else {
-            super::postmap::run_postmap(&args)
-        }?;
-        if r != ExitCode::SUCCESS {
-            return Err(Fatal(format!("{tool} {file} failed")));
+    let r = super::postmap::run_postalias(&[
+        "-c".to_string(),
+        c,
+        format!("hash:{}", etc.join("aliases").display()),
+    ])?;
+    if r != ExitCode::SUCCESS {
+        return Err(Fatal("postalias aliases failed".into()));
+    }
+    // The user directory: the domain, the user, and the role addresses.
+    let url = format!("sqlite:{d}/data/directory.db");
+    let dir = crate::auth::directory::Directory::open(&url)
+        .map_err(|e| Fatal(format!("cannot make the user directory: {e}")))?;
+    let dir_err = |e: crate::auth::directory::DirError| Fatal(format!("user directory: {e}"));
+    dir.add_domain(domain).map_err(dir_err)?;
+    // Without --password the mailbox gets mail but nobody can log in
+    // ("!" is a locked password) until `ironpost user passwd`.
+    let fields = match &o.password {
+        Some(pw) => crate::auth::directory::password_fields(pw)
+            .map_err(|e| Fatal(format!("cannot hash the password: {e}")))?,
+        None => crate::auth::directory::PasswordFields {
+            password: "!".into(),
+            scram_sha1: String::new(),
+            scram_sha256: String::new(),
+        },
+    };
+    dir.add_mailbox(&format!("{user}@{domain}"), &fields, 0, None)
+        .map_err(dir_err)?;
+    for role in ["postmaster", "abuse", "root"] {
+        if role != user {
+            dir.add_alias(&format!("{role}@{domain}"), &[format!("{user}@{domain}")])
+                .map_err(dir_err)?;
         }
     }
     let smtp = match o.port_offset {
@@ -301,7 +283,8 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
         None => "localhost 25".to_string(),
     };
     println!("ironpost: a new instance is in {d}");
-    println!("  configuration  {d}/etc (main.cf, master.cf, aliases, vmailbox, virtual)");
+    println!("  configuration  {d}/etc (main.cf, master.cf, aliases)");
+    println!("  users          {d}/data/directory.db (ironpost domain|user|alias ... -c {d}/etc)");
     println!("  certificate    {d}/etc/tls/cert.pem (self-signed, for mail.{domain})");
     println!("  queue          {d}/spool");
     println!("  mailboxes      {d}/vmail/{domain}/{user}/ (Maildir)");
@@ -321,7 +304,9 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
             port(465)
         );
     } else {
-        println!("No password was given: add {user}@{domain} to {d}/etc/users to log in.");
+        println!(
+            "No password was given: {user}@{domain} gets mail but cannot log in until\n  ironpost user passwd {user}@{domain} -c {d}/etc"
+        );
     }
     if o.port_offset.is_none() && !crate::sysuser::running_as_root() {
         println!();

@@ -14,6 +14,10 @@
 //! - [`cidr`]: `cidr:` tables, network patterns.
 //! - [`regexp`]: `regexp:` (POSIX extended) and `pcre:` tables.
 //! - [`unix`]: `unix:passwd.byname`, `unix:group.byname`.
+//! - [`sql`]: `sqlite:`, `pgsql:`, `mysql:` tables configured by a file,
+//!   as Postfix's *_table(5).
+//! - [`directory`]: `directory:domains`, `directory:mailboxes`,
+//!   `directory:aliases`, `directory:senders`: the user directory.
 //! - [`aliases`]: the aliases(5) source format and alias values.
 //!
 //! A table that cannot be read where it should be (a missing `.db`, an
@@ -22,11 +26,13 @@
 
 pub mod aliases;
 pub mod cidr;
+pub mod directory;
 pub mod hash;
 pub mod lists;
 pub mod memory;
 pub mod regexp;
 pub mod source;
+pub mod sql;
 pub mod unix;
 
 use std::fmt;
@@ -37,7 +43,18 @@ use ironpost_conf::value::{split_list, strip_braces};
 
 /// The table types this build supports, as `postconf -m` lists them.
 pub const SUPPORTED_TYPES: &[&str] = &[
-    "cidr", "hash", "inline", "pcre", "regexp", "static", "texthash", "unix",
+    "cidr",
+    "directory",
+    "hash",
+    "inline",
+    "mysql",
+    "pcre",
+    "pgsql",
+    "regexp",
+    "sqlite",
+    "static",
+    "texthash",
+    "unix",
 ];
 
 /// A fault in a table's source text, with where it is.
@@ -115,6 +132,8 @@ pub struct MapContext {
     pub passwd_file: PathBuf,
     /// The group file behind `unix:group.byname`.
     pub group_file: PathBuf,
+    /// directory_url: the user directory behind `directory:` tables.
+    pub directory_url: String,
 }
 
 impl MapContext {
@@ -126,6 +145,7 @@ impl MapContext {
         Ok(MapContext {
             passwd_file: PathBuf::from(cfg.get_str(params::PASSWD_FILE)?.trim()),
             group_file: PathBuf::from(cfg.get_str(params::GROUP_FILE)?.trim()),
+            directory_url: cfg.get_str(params::DIRECTORY_URL)?.trim().to_string(),
         })
     }
 }
@@ -135,6 +155,7 @@ impl Default for MapContext {
         MapContext {
             passwd_file: PathBuf::from("/etc/passwd"),
             group_file: PathBuf::from("/etc/group"),
+            directory_url: String::new(),
         }
     }
 }
@@ -147,6 +168,8 @@ enum Table {
     Cidr(cidr::CidrTable),
     Regexp(regexp::RegexpTable),
     Unix(unix::UnixTable),
+    Directory(directory::DirectoryTable),
+    Sql(sql::SqlTable),
     /// A table that could not be opened: every lookup is a temporary failure.
     Unavailable(String),
 }
@@ -195,6 +218,8 @@ impl Map {
                 )
             }
             "unix" => Table::Unix(unix::UnixTable::open(name, ctx)?),
+            "directory" => Table::Directory(directory::DirectoryTable::new(name, ctx)?),
+            "sqlite" | "pgsql" | "mysql" => Table::Sql(sql::SqlTable::open(spec, ty, name)?),
             _ => return Err(OpenError::UnsupportedType(spec.to_string())),
         };
         Ok(Map {
@@ -245,6 +270,8 @@ impl Map {
             Table::Cidr(t) => Ok(t.lookup(key)),
             Table::Regexp(t) => Ok(t.lookup(key)),
             Table::Unix(t) => t.lookup(key),
+            Table::Directory(t) => t.lookup(&key.to_lowercase()),
+            Table::Sql(t) => t.lookup(&key.to_lowercase()),
             Table::Unavailable(reason) => Err(LookupError(reason.clone())),
         }
     }

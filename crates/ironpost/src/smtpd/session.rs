@@ -1065,7 +1065,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let stored = tokio::task::spawn_blocking(move || {
             let sasl = smtpd.sasl.as_ref()?;
             match sasl.accounts.identify(&login2).ok()? {
-                Identity::Virtual(address) => sasl.accounts.stored_virtual(&address),
+                Identity::Virtual(address) => sasl.accounts.scram_entry(&address, hash),
                 Identity::System(_) => None,
             }
         })
