@@ -4,6 +4,7 @@
 
 mod common;
 mod delivery;
+mod directory;
 mod passwords;
 mod postconf;
 mod postconf_vs_postfix;

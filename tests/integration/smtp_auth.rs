@@ -374,7 +374,7 @@ print("ok")
 }
 
 /// A SCRAM-SHA-256 client (RFC 5802 §3, RFC 7677), for the test.
-mod scram_client {
+pub mod scram_client {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD as B64;
     use hmac::{Hmac, Mac};

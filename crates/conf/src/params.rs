@@ -202,6 +202,8 @@ params! {
         "The passwd(5) file of the system accounts (local recipients, unix:passwd.byname, home directories).";
     PROCESS_ID_DIRECTORY = "process_id_directory", Kind::Path, T("pid"),
         "Where the daemon's PID file (master.pid) is kept, relative to queue_directory.";
+    PROPAGATE_UNMATCHED_EXTENSIONS = "propagate_unmatched_extensions", Kind::Words(&["canonical", "virtual", "alias", "forward", "include"]), T("canonical, virtual"),
+        "Where an address extension that a table did not match is carried to the result (virtual: virtual_alias_maps).";
     QUEUE_DIRECTORY = "queue_directory", Kind::Path, T("/var/spool/ironpost"),
         "The directory of the mail queue.";
     QUEUE_RUN_DELAY = "queue_run_delay", Kind::Time { unit: 's' }, T("300s"),
@@ -292,8 +294,12 @@ params! {
         "The SMTP reply code for an address in a virtual mailbox domain that has no mailbox.";
     VIRTUAL_ALIAS_DOMAINS = "virtual_alias_domains", Kind::List, T("$virtual_alias_maps"),
         "Domains whose every address is an alias in virtual_alias_maps (no mailboxes of their own).";
+    VIRTUAL_ALIAS_EXPANSION_LIMIT = "virtual_alias_expansion_limit", Kind::Int { min: 1, max: i64::MAX }, T("1000"),
+        "How many addresses the virtual aliases of one message may expand to; more defers the message.";
     VIRTUAL_ALIAS_MAPS = "virtual_alias_maps", Kind::Maps, T(""),
-        "Tables that rewrite recipient addresses to other addresses, for any domain, before delivery.";
+        "Tables that rewrite recipient addresses to other addresses, for any domain, before a message is queued.";
+    VIRTUAL_ALIAS_RECURSION_LIMIT = "virtual_alias_recursion_limit", Kind::Int { min: 1, max: i64::MAX }, T("1000"),
+        "How deep virtual aliases may nest; deeper defers the message.";
     VIRTUAL_GID_MAPS = "virtual_gid_maps", Kind::Maps, T(""),
         "Tables with the group ID of each virtual mailbox (static:5000 for all).";
     VIRTUAL_MAILBOX_BASE = "virtual_mailbox_base", Kind::Path, T(""),

@@ -28,6 +28,8 @@
 //! - [`sql`]: SQL databases (SQLite, PostgreSQL, MySQL) behind a blocking
 //!   interface, for the user directory and the SQL lookup tables.
 //! - [`tls`]: rustls server configuration, STARTTLS-capable connections.
+//! - [`virtual_alias`]: virtual_alias_maps applied to recipients before
+//!   a message is queued, as cleanup(8) does.
 //! - [`sysuser`]: system accounts from the passwd file.
 //! - [`host`]: facts about the machine (host name, interface addresses) that
 //!   configuration defaults are computed from.
@@ -52,3 +54,4 @@ pub mod smtpd;
 pub mod sql;
 pub mod sysuser;
 pub mod tls;
+pub mod virtual_alias;

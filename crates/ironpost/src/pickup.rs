@@ -51,6 +51,7 @@ pub struct Pickup {
     mail_name: String,
     syslog_name: String,
     header_size_limit: usize,
+    virtual_aliases: Option<std::sync::Arc<crate::virtual_alias::VirtualAliases>>,
 }
 
 impl Pickup {
@@ -61,7 +62,17 @@ impl Pickup {
             syslog_name: cfg.get_str(params::SYSLOG_NAME)?.trim().to_string(),
             header_size_limit: usize::try_from(cfg.get_size(params::HEADER_SIZE_LIMIT)?)
                 .unwrap_or(usize::MAX),
+            virtual_aliases: None,
         })
+    }
+
+    /// Applies virtual_alias_maps to the recipients, as cleanup does.
+    pub fn with_virtual_aliases(
+        mut self,
+        v: std::sync::Arc<crate::virtual_alias::VirtualAliases>,
+    ) -> Pickup {
+        self.virtual_aliases = Some(v);
+        self
     }
 
     fn log(&self, log: &MailLog, program: &str, text: &str) {
@@ -111,7 +122,7 @@ impl Pickup {
             }
             Err(e) => return Err(e),
         };
-        let env = qf.envelope.clone();
+        let mut env = qf.envelope.clone();
         let content = qf.read_content()?;
         let file_uid = qf.path.metadata().map(|m| m.uid()).unwrap_or(0);
         drop(qf);
@@ -130,6 +141,12 @@ impl Pickup {
             return Ok(true);
         }
 
+        // Left in maildrop/ for the next run when a table cannot answer.
+        if let Some(v) = &self.virtual_aliases {
+            env.recipients = v
+                .expand(std::mem::take(&mut env.recipients))
+                .map_err(|e| io::Error::other(e.0))?;
+        }
         let mut candidate = Some(id.clone());
         for _ in 0..100 {
             let new_id = candidate.take().unwrap_or_else(fresh_id);

@@ -68,6 +68,9 @@ pub struct Runtime {
     pub settings: Settings,
     pub resolver: Arc<Resolver>,
     pub agents: Agents,
+    /// virtual_alias_maps, for the messages the queue manager makes
+    /// (forwards, bounces), as cleanup does for every new message.
+    pub virtual_aliases: Arc<crate::virtual_alias::VirtualAliases>,
 }
 
 /// The queue manager, shared by the server's tasks.
@@ -555,8 +558,16 @@ impl Qmgr {
             .collect();
         let mut env = Envelope::new(msg.sender, recipients);
         env.arrival = msg.arrival;
-        let result = self.queue.enqueue(&env, &content);
-        let _ = rt;
+        let result = match rt
+            .virtual_aliases
+            .expand(std::mem::take(&mut env.recipients))
+        {
+            Ok(r) => {
+                env.recipients = r;
+                self.queue.enqueue(&env, &content)
+            }
+            Err(e) => Err(std::io::Error::other(e.0)),
+        };
         to.iter()
             .map(|a| match &result {
                 Ok(new_id) => Outcome {
@@ -612,7 +623,12 @@ impl Qmgr {
             message: content,
         };
         let body = bounce::build(&report);
-        let benv = Envelope::new("", vec![Recipient::new(&env.sender)]);
+        let mut benv = Envelope::new("", vec![Recipient::new(&env.sender)]);
+        match rt.virtual_aliases.expand(benv.recipients.clone()) {
+            Ok(r) => benv.recipients = r,
+            // Sent to the sender as written; its delivery says what failed.
+            Err(e) => self.log("bounce", &format!("warning: {id}: {e}")),
+        }
         match self.queue.enqueue(&benv, &body) {
             Ok(new_id) => {
                 self.log(

@@ -55,6 +55,8 @@ struct Built {
     runtime: Arc<qmgr::Runtime>,
     /// Per listener (same order as the listeners).
     smtpd: Vec<Arc<Smtpd>>,
+    /// For pickup.
+    virtual_aliases: Arc<crate::virtual_alias::VirtualAliases>,
 }
 
 fn master_cf_path(cfg: &Config) -> PathBuf {
@@ -169,10 +171,16 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
     let host_ips: Vec<IpAddr> = host.interfaces.iter().map(|(ip, _)| *ip).collect();
     let resolver = Arc::new(Resolver::from_config(cfg, &ctx, &host_ips)?);
     let agents = Agents::from_config(cfg, &ctx, resolver.clone())?;
+    let virtual_aliases = Arc::new(crate::virtual_alias::VirtualAliases::from_config(
+        cfg,
+        &ctx,
+        resolver.clone(),
+    )?);
     let runtime = Arc::new(qmgr::Runtime {
         settings: qmgr::Settings::from_config(cfg)?,
         resolver: resolver.clone(),
         agents,
+        virtual_aliases: virtual_aliases.clone(),
     });
     let mut smtpd = Vec::new();
     for l in listeners {
@@ -194,7 +202,11 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
         };
         smtpd.push(Arc::new(Smtpd::from_config(&c, &ctx, r, host_ips.clone())?));
     }
-    Ok(Built { runtime, smtpd })
+    Ok(Built {
+        runtime,
+        smtpd,
+        virtual_aliases,
+    })
 }
 
 /// The PID file, locked while the daemon runs.
@@ -283,7 +295,9 @@ impl Daemon {
             });
         }
         let built = build(&cfg, &ls).map_err(|e| e.0)?;
-        let pickup = crate::pickup::Pickup::from_config(&cfg).map_err(|e| e.to_string())?;
+        let pickup = crate::pickup::Pickup::from_config(&cfg)
+            .map_err(|e| e.to_string())?
+            .with_virtual_aliases(built.virtual_aliases.clone());
         *self.pickup.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(pickup));
         self.qmgr.set_runtime(built.runtime);
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = built.smtpd;
@@ -377,7 +391,8 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
     let master = read_master_cf(&cfg)?;
     let ls = listeners(&cfg, &master)?;
     let built = build(&cfg, &ls)?;
-    let pickup = crate::pickup::Pickup::from_config(&cfg)?;
+    let pickup = crate::pickup::Pickup::from_config(&cfg)?
+        .with_virtual_aliases(built.virtual_aliases.clone());
     // The user directory: created or migrated now, so that the first
     // lookup does not pay for it. A database that is down is not fatal:
     // lookups fail temporarily (mail is deferred) until it is back.

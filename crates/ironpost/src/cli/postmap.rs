@@ -94,7 +94,7 @@ fn run(args: &[String], format: Format, usage: &str) -> CmdResult {
         .collect();
     let opts = source_options(&p);
     if let Some(key) = p.value('q') {
-        return query(&specs, key);
+        return query(&specs, key, &map_context(p.value('c'))?);
     }
     if let Some(key) = p.value('d') {
         return delete(&specs, key);
@@ -112,6 +112,17 @@ fn run(args: &[String], format: Format, usage: &str) -> CmdResult {
         build(spec, format, opts)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The settings tables need (passwd_file, directory_url) from main.cf when
+/// there is one, else the defaults.
+fn map_context(flag: Option<&str>) -> Result<MapContext, Fatal> {
+    let dir = config_dir(flag).unwrap_or_else(|| params::DEFAULT_CONFIG_DIRECTORY.into());
+    if dir.join("main.cf").exists() {
+        Ok(MapContext::from_config(&load_config(flag)?)?)
+    } else {
+        Ok(MapContext::default())
+    }
 }
 
 /// default_database_type from main.cf when there is one, else the default.
@@ -230,7 +241,7 @@ fn incremental(spec: &str, format: Format, opts: SourceOptions) -> Result<(), Fa
     write(name, &entries)
 }
 
-fn open_for_query(spec: &str) -> Result<Map, Fatal> {
+fn open_for_query(spec: &str, ctx: &MapContext) -> Result<Map, Fatal> {
     let (ty, name) = split_spec(spec);
     if ty == "hash" {
         // Postfix opens the database before the first query and dies if it
@@ -244,13 +255,13 @@ fn open_for_query(spec: &str) -> Result<Map, Fatal> {
             ))
         })?;
     }
-    Map::open(spec, &MapContext::default()).map_err(|e| Fatal(e.to_string()))
+    Map::open(spec, ctx).map_err(|e| Fatal(e.to_string()))
 }
 
-fn query(specs: &[String], key: &str) -> CmdResult {
+fn query(specs: &[String], key: &str, ctx: &MapContext) -> CmdResult {
     let maps: Vec<Map> = specs
         .iter()
-        .map(|s| open_for_query(s))
+        .map(|s| open_for_query(s, ctx))
         .collect::<Result<_, _>>()?;
     let find = |k: &str| -> Result<Option<String>, Fatal> {
         for m in &maps {

@@ -36,6 +36,7 @@ use crate::qmgr::Qmgr;
 use crate::queue::{Envelope, Queue, QueueName, Recipient};
 use crate::resolve::Resolver;
 use crate::tls::Conn;
+use crate::virtual_alias::VirtualAliases;
 
 /// The settings of an SMTP service (main.cf with the service's `-o`
 /// overrides from master.cf).
@@ -107,6 +108,8 @@ pub struct Smtpd {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// smtpd_tls_wrappermode: TLS before the greeting.
     pub wrapper: bool,
+    /// virtual_alias_maps, applied to the recipients before queueing.
+    pub virtual_aliases: VirtualAliases,
 }
 
 impl std::fmt::Debug for Smtpd {
@@ -235,6 +238,7 @@ impl Smtpd {
         } else {
             None
         };
+        let virtual_aliases = VirtualAliases::from_config(cfg, ctx, resolver.clone())?;
         Ok(Smtpd {
             settings,
             policy,
@@ -243,6 +247,7 @@ impl Smtpd {
             tls_level,
             tls,
             wrapper,
+            virtual_aliases,
         })
     }
 
@@ -1389,6 +1394,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             env.set_attr("smtputf8", "yes");
         }
         let given: Vec<String> = env.recipients.iter().map(|r| r.original.clone()).collect();
+        // cleanup(8): virtual aliases are replaced before the message is
+        // queued; a table that cannot answer defers the whole message.
+        match self
+            .smtpd
+            .virtual_aliases
+            .expand(std::mem::take(&mut env.recipients))
+        {
+            Ok(r) => env.recipients = r,
+            Err(e) => {
+                self.log(&format!("warning: {e}"));
+                return Reply::new(451, "4.3.0", "Error: queue file write error");
+            }
+        }
         let local_client = self.client_addr.is_loopback()
             || self.smtpd.policy.own_addresses.contains(&self.client_addr);
         let myhostname = s.myhostname.clone();
