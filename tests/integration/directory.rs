@@ -467,3 +467,114 @@ fn directory_on_mariadb() {
         suite(Some(db));
     }
 }
+
+#[test]
+fn quickstart_role_addresses_reach_the_user() {
+    let mut inst = Instance::new(ironpost(), "");
+    inst.start();
+    assert_eq!(
+        ok(cli(&inst, &["alias", "list"])),
+        "abuse@example.test: jerry@example.test\n\
+         postmaster@example.test: jerry@example.test\n\
+         root@example.test: jerry@example.test\n"
+    );
+    // `rcpt to:postmaster` as typed by hand: completed, then aliased; the
+    // original stays as typed, as Postfix keeps it.
+    let mut s = inst.connect();
+    s.cmd("helo client.example");
+    s.cmd("mail from:<tom@remote.example>");
+    assert_eq!(s.cmd("rcpt to:postmaster"), "250 2.1.5 Ok");
+    assert_eq!(s.cmd("rcpt to:<jerry+lists@example.test>"), "250 2.1.5 Ok");
+    s.cmd("data");
+    s.send_raw(b"Subject: for the postmaster\r\n\r\nhello\r\n.\r\n");
+    assert!(s.read_reply().starts_with("250 2.0.0 Ok: queued as "));
+    s.cmd("quit");
+    let msgs = inst.wait_messages("jerry", 2);
+    let all = msgs
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n----\n");
+    assert!(
+        all.contains("X-Original-To: postmaster\nDelivered-To: jerry@example.test\n"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "X-Original-To: jerry+lists@example.test\nDelivered-To: jerry+lists@example.test\n"
+        ),
+        "{all}"
+    );
+    let log = inst.wait_log("orig_to=<postmaster>");
+    assert!(
+        log.contains("to=<jerry@example.test>, orig_to=<postmaster>, relay=virtual"),
+        "{log}"
+    );
+}
+
+/// `ironpost user add` asks for the password twice on the terminal,
+/// without echoing it: driven through a pseudo-terminal by Python.
+#[test]
+fn user_add_asks_twice_on_the_terminal() {
+    let inst = Instance::new(ironpost(), "");
+    let script = |address: &str, first: &str, second: &str| {
+        format!(
+            r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv({bin:?}, [{bin:?}, "user", "add", {address:?}, "-c", {etc:?}])
+out = b""
+def read_until(s):
+    global out
+    while s not in out:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            return
+        if not chunk:
+            return
+        out += chunk
+read_until(b"New password: ")
+os.write(fd, {first:?}.encode() + b"\n")
+read_until(b"Retype new password: ")
+os.write(fd, {second:?}.encode() + b"\n")
+read_until(b"\0")
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"#,
+            bin = ironpost(),
+            etc = inst.etc().display().to_string(),
+        )
+    };
+    let out = Command::new("python3")
+        .args(["-c", &script("ann@example.test", "hunter2", "hunter2")])
+        .run();
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains("hunter2"), "echoed: {}", out.stdout);
+    assert!(
+        out.stdout.contains("mailbox ann@example.test added"),
+        "{}",
+        out.stdout
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script("bob@example.test", "one", "two")])
+        .run();
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("ironpost: fatal: the passwords do not match; nothing changed"),
+        "{}",
+        out.stdout
+    );
+    // Without a terminal and without --password-stdin: a clear refusal.
+    assert_eq!(
+        fails(cli(&inst, &["user", "add", "carl@example.test"])),
+        "ironpost: fatal: no terminal to ask for the password on; use --password-stdin\n"
+    );
+    assert_eq!(
+        ok(cli(&inst, &["user", "list", "example.test"])),
+        "ann@example.test\njerry@example.test\n"
+    );
+}
