@@ -520,14 +520,18 @@ fn user_add_asks_twice_on_the_terminal() {
     let script = |address: &str, first: &str, second: &str| {
         format!(
             r#"
-import os, pty, sys
+import os, pty, select, signal, sys, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execv({bin:?}, [{bin:?}, "user", "add", {address:?}, "-c", {etc:?}])
 out = b""
+deadline = time.time() + 30
 def read_until(s):
     global out
     while s not in out:
+        if not select.select([fd], [], [], max(0, deadline - time.time()))[0]:
+            os.kill(pid, signal.SIGKILL)
+            sys.exit("no answer; so far: %r" % out)
         try:
             chunk = os.read(fd, 1024)
         except OSError:
@@ -568,9 +572,15 @@ sys.exit(os.waitstatus_to_exitcode(status))
         "{}",
         out.stdout
     );
-    // Without a terminal and without --password-stdin: a clear refusal.
+    // Without a terminal (setsid: no controlling terminal) and without
+    // --password-stdin: a clear refusal.
     assert_eq!(
-        fails(cli(&inst, &["user", "add", "carl@example.test"])),
+        fails(
+            Command::new("setsid")
+                .args(["-w", ironpost(), "user", "add", "carl@example.test", "-c"])
+                .arg(inst.etc().display().to_string())
+                .run()
+        ),
         "ironpost: fatal: no terminal to ask for the password on; use --password-stdin\n"
     );
     assert_eq!(

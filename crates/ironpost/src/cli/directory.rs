@@ -209,13 +209,15 @@ fn ask(prompt: &str) -> Result<String, Fatal> {
     let mut quiet = saved.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     quiet.local_flags.insert(LocalFlags::ECHONL);
+    // Echo goes off before the prompt appears, and nothing typed is
+    // flushed: an answer typed right after the prompt is kept.
+    tcsetattr(&tty, SetArg::TCSANOW, &quiet).map_err(|e| Fatal(format!("terminal: {e}")))?;
     let mut out = &tty;
     let _ = out.write_all(prompt.as_bytes());
     let _ = out.flush();
-    tcsetattr(&tty, SetArg::TCSAFLUSH, &quiet).map_err(|e| Fatal(format!("terminal: {e}")))?;
     let mut line = String::new();
     let r = std::io::BufReader::new(&tty).read_line(&mut line);
-    let _ = tcsetattr(&tty, SetArg::TCSAFLUSH, &saved);
+    let _ = tcsetattr(&tty, SetArg::TCSANOW, &saved);
     r.map_err(|e| Fatal(format!("terminal: {e}")))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
