@@ -141,6 +141,10 @@ params! {
         "The most simultaneous sessions of a service when its master.cf maxproc field is -.";
     DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
         "The SMTP reply code for the defer restriction.";
+    DNS_NAMESERVERS = "dns_nameservers", Kind::List, T(""),
+        "The DNS servers to ask (address or address:port, in order); empty: those of /etc/resolv.conf.";
+    DNS_TIMEOUT = "dns_timeout", Kind::Time { unit: 's' }, T("5s"),
+        "How long to wait for a DNS server's answer before asking again (twice at most) and giving up.";
     DISABLE_PLAINTEXT_AUTH = "disable_plaintext_auth", Kind::Bool, T("yes"),
         "Refuse passwords over unencrypted connections, except from localhost and login_trusted_networks (Dovecot's setting, for every protocol).";
     DISABLE_VRFY_COMMAND = "disable_vrfy_command", Kind::Bool, T("no"),

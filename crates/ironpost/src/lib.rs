@@ -7,6 +7,8 @@
 //! - [`cli`]: the commands, under their own names and Postfix's
 //!   (`postconf`, `postmap`, `postalias`, `newaliases`).
 //! - [`auth`]: stored passwords (Dovecot's schemes, crypt(3)).
+//! - [`bridge`]: async libraries (sqlx, the DNS resolver) called from
+//!   synchronous code.
 //! - [`bounce`]: delivery status notifications (RFC 3464).
 //! - [`cleanup`]: Received header, missing headers, header size limit.
 //! - [`durable`]: group commit: one syncfs for concurrent writers.
@@ -36,6 +38,7 @@
 
 pub mod auth;
 pub mod bounce;
+pub mod bridge;
 pub mod cleanup;
 pub mod cli;
 pub mod ctl;

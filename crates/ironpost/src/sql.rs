@@ -4,9 +4,8 @@
 //!
 //! Lookup tables and password checks are synchronous code, called from
 //! SMTP sessions and delivery agents. sqlx is async, so every database runs
-//! on a small runtime of its own (one thread, "sql"), and [`Db`]'s calls
-//! wait for their answer: on a tokio worker they step aside first
-//! (`block_in_place`), so other sessions go on meanwhile.
+//! on the background runtime of [`crate::bridge`], and [`Db`]'s calls wait
+//! for their answer there.
 //!
 //! The SQL text given here is either ironpost's own (values always bound
 //! to placeholders) or an administrator's `query = ...` from a table's
@@ -23,8 +22,7 @@
 //! into "not found".
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
@@ -129,45 +127,13 @@ impl std::fmt::Debug for Db {
     }
 }
 
-fn runtime() -> Result<&'static tokio::runtime::Runtime, SqlError> {
-    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sql")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| SqlError(format!("cannot start the database runtime: {e}")))
-}
-
-/// Runs `fut` on the database runtime and waits for its result.
+/// Runs `fut` on the background runtime and waits for its result.
 fn block<T, F>(fut: F) -> Result<T, SqlError>
 where
     T: Send + 'static,
-    F: Future<Output = T> + Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
 {
-    let (tx, rx) = mpsc::sync_channel(1);
-    runtime()?.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    let wait = move || rx.recv_timeout(CALL_TIMEOUT);
-    let r = match tokio::runtime::Handle::try_current() {
-        // On a worker of a multi-threaded runtime: let its other tasks move
-        // to another thread while this one waits.
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(wait)
-        }
-        _ => wait(),
-    };
-    r.map_err(|_| {
-        SqlError(format!(
-            "no answer from the database within {} s",
-            CALL_TIMEOUT.as_secs()
-        ))
-    })
+    crate::bridge::block(fut, CALL_TIMEOUT).map_err(|e| SqlError(format!("the database: {e}")))
 }
 
 /// The URL with its password replaced by `*`.
