@@ -131,8 +131,6 @@ params! {
         "The directory with main.cf, master.cf and the lookup tables.";
     DATA_DIRECTORY = "data_directory", Kind::Path, T("/var/lib/ironpost"),
         "The directory where ironpost keeps its databases and mailbox indexes.";
-    DIRECTORY_URL = "directory_url", Kind::Str, T("sqlite:$data_directory/directory.db"),
-        "The user directory (domains, mailboxes, aliases): sqlite:/path, postgresql://user:password@host/db or mysql://user:password@host/db; read by the directory: tables and by logins with a full address.";
     DEFAULT_DATABASE_TYPE = "default_database_type", Kind::Enum(&["hash", "texthash"]), T("hash"),
         "The table type that postmap, postalias and newaliases use for a name without a type.";
     DEFAULT_PRIVS = "default_privs", Kind::Str, T("nobody"),
@@ -141,14 +139,16 @@ params! {
         "The most simultaneous sessions of a service when its master.cf maxproc field is -.";
     DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
         "The SMTP reply code for the defer restriction.";
-    DNS_NAMESERVERS = "dns_nameservers", Kind::List, T(""),
-        "The DNS servers to ask (address or address:port, in order); empty: those of /etc/resolv.conf.";
-    DNS_TIMEOUT = "dns_timeout", Kind::Time { unit: 's' }, T("5s"),
-        "How long to wait for a DNS server's answer before asking again (twice at most) and giving up.";
+    DIRECTORY_URL = "directory_url", Kind::Str, T("sqlite:$data_directory/directory.db"),
+        "The user directory (domains, mailboxes, aliases): sqlite:/path, postgresql://user:password@host/db or mysql://user:password@host/db; read by the directory: tables and by logins with a full address.";
     DISABLE_PLAINTEXT_AUTH = "disable_plaintext_auth", Kind::Bool, T("yes"),
         "Refuse passwords over unencrypted connections, except from localhost and login_trusted_networks (Dovecot's setting, for every protocol).";
     DISABLE_VRFY_COMMAND = "disable_vrfy_command", Kind::Bool, T("no"),
         "Disable the SMTP VRFY command, which tells a client whether an address exists.";
+    DNS_NAMESERVERS = "dns_nameservers", Kind::List, T(""),
+        "The DNS servers to ask (address or address:port, in order); empty: those of /etc/resolv.conf.";
+    DNS_TIMEOUT = "dns_timeout", Kind::Time { unit: 's' }, T("5s"),
+        "How long to wait for a DNS server's answer before asking again (twice at most) and giving up.";
     FAST_FLUSH_DOMAINS = "fast_flush_domains", Kind::List, T("$relay_domains"),
         "The domains for which a client may ask for deferred mail to be sent at once with ETRN.";
     GROUP_FILE = "group_file", Kind::Path, T("/etc/group"),
