@@ -133,10 +133,18 @@ params! {
         "The directory where ironpost keeps its databases and mailbox indexes.";
     DEFAULT_DATABASE_TYPE = "default_database_type", Kind::Enum(&["hash", "texthash"]), T("hash"),
         "The table type that postmap, postalias and newaliases use for a name without a type.";
+    DEFAULT_DESTINATION_CONCURRENCY_LIMIT = "default_destination_concurrency_limit", Kind::Int { min: 1, max: 10000 }, T("20"),
+        "How many SMTP deliveries may run at once to one destination.";
+    DEFAULT_DESTINATION_RATE_DELAY = "default_destination_rate_delay", Kind::Time { unit: 's' }, T("0s"),
+        "The pause between two deliveries to the same destination; 0: none.";
+    DEFAULT_DESTINATION_RECIPIENT_LIMIT = "default_destination_recipient_limit", Kind::Int { min: 1, max: 100000 }, T("50"),
+        "How many recipients one SMTP delivery may carry.";
     DEFAULT_PRIVS = "default_privs", Kind::Str, T("nobody"),
         "The account that commands and files named in aliases run as.";
     DEFAULT_PROCESS_LIMIT = "default_process_limit", Kind::Int { min: 1, max: i64::MAX }, T("100"),
         "The most simultaneous sessions of a service when its master.cf maxproc field is -.";
+    DEFAULT_TRANSPORT = "default_transport", Kind::Str, T("smtp"),
+        "The transport for recipients in no local, virtual or relay domain (transport:nexthop).";
     DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
         "The SMTP reply code for the defer restriction.";
     DIRECTORY_URL = "directory_url", Kind::Str, T("sqlite:$data_directory/directory.db"),
@@ -167,6 +175,8 @@ params! {
         "The longest SMTP command line accepted, in bytes.";
     LOCAL_RECIPIENT_MAPS = "local_recipient_maps", Kind::Maps, T("proxy:unix:passwd.byname $alias_maps"),
         "Tables of the local recipients that exist; mail to other names in local domains is refused at RCPT. Empty accepts every name.";
+    LOCAL_TRANSPORT = "local_transport", Kind::Str, T("local:$myhostname"),
+        "The transport for recipients in local domains (mydestination).";
     LOGIN_TRUSTED_NETWORKS = "login_trusted_networks", Kind::Networks, T(""),
         "Networks whose clients may send passwords without TLS (Dovecot's setting).";
     MAIL_NAME = "mail_name", Kind::Str, T("ironpost"),
@@ -222,10 +232,60 @@ params! {
         "The SMTP reply code when reject_unauth_destination refuses mail for another domain.";
     RELAY_RECIPIENT_MAPS = "relay_recipient_maps", Kind::Maps, T(""),
         "Tables of the recipients that exist in relay_domains; empty accepts every address there.";
+    RELAY_TRANSPORT = "relay_transport", Kind::Str, T("relay"),
+        "The transport for recipients in relay_domains.";
     RELAYHOST = "relayhost", Kind::Str, T(""),
         "The next-hop host for mail to remote domains; empty means direct delivery by MX lookup.";
+    SENDER_DEPENDENT_RELAYHOST_MAPS = "sender_dependent_relayhost_maps", Kind::Maps, T(""),
+        "Tables of relay hosts by sender address or @domain, before relayhost.";
     SHADOW_FILE = "shadow_file", Kind::Path, T("/etc/shadow"),
         "The shadow(5) file with the password hashes of the system accounts.";
+    SMTP_BIND_ADDRESS = "smtp_bind_address", Kind::Str, T(""),
+        "The local IPv4 address the SMTP client connects from; empty: any.";
+    SMTP_BIND_ADDRESS6 = "smtp_bind_address6", Kind::Str, T(""),
+        "The local IPv6 address the SMTP client connects from; empty: any.";
+    SMTP_CONNECT_TIMEOUT = "smtp_connect_timeout", Kind::Time { unit: 's' }, T("30s"),
+        "How long the SMTP client waits for a TCP connection to complete.";
+    SMTP_CONNECTION_CACHE_ON_DEMAND = "smtp_connection_cache_on_demand", Kind::Bool, T("yes"),
+        "Keep SMTP connections open for the next message to the same destination.";
+    SMTP_CONNECTION_CACHE_TIME_LIMIT = "smtp_connection_cache_time_limit", Kind::Time { unit: 's' }, T("2s"),
+        "How long an idle SMTP connection is kept for reuse.";
+    SMTP_DATA_DONE_TIMEOUT = "smtp_data_done_timeout", Kind::Time { unit: 's' }, T("600s"),
+        "How long the SMTP client waits for the answer to the end of a message.";
+    SMTP_DATA_INIT_TIMEOUT = "smtp_data_init_timeout", Kind::Time { unit: 's' }, T("120s"),
+        "How long the SMTP client waits for the answer to DATA.";
+    SMTP_DATA_XFER_TIMEOUT = "smtp_data_xfer_timeout", Kind::Time { unit: 's' }, T("180s"),
+        "How long sending one part of a message may take.";
+    SMTP_FALLBACK_RELAY = "smtp_fallback_relay", Kind::List, T(""),
+        "Hosts to try when every mail exchanger of a destination failed temporarily.";
+    SMTP_HELO_NAME = "smtp_helo_name", Kind::Str, T("$myhostname"),
+        "The name the SMTP client sends in EHLO and HELO.";
+    SMTP_HELO_TIMEOUT = "smtp_helo_timeout", Kind::Time { unit: 's' }, T("300s"),
+        "How long the SMTP client waits for the greeting and the answer to EHLO or HELO.";
+    SMTP_MAIL_TIMEOUT = "smtp_mail_timeout", Kind::Time { unit: 's' }, T("300s"),
+        "How long the SMTP client waits for the answer to MAIL FROM.";
+    SMTP_MX_ADDRESS_LIMIT = "smtp_mx_address_limit", Kind::Int { min: 0, max: 1000 }, T("5"),
+        "How many mail exchanger addresses one delivery may try; 0: all.";
+    SMTP_MX_SESSION_LIMIT = "smtp_mx_session_limit", Kind::Int { min: 0, max: 1000 }, T("2"),
+        "How many SMTP sessions one delivery may try (connections that got a greeting); 0: all.";
+    SMTP_QUIT_TIMEOUT = "smtp_quit_timeout", Kind::Time { unit: 's' }, T("300s"),
+        "How long the SMTP client waits for the answer to QUIT.";
+    SMTP_RCPT_TIMEOUT = "smtp_rcpt_timeout", Kind::Time { unit: 's' }, T("300s"),
+        "How long the SMTP client waits for the answer to RCPT TO.";
+    SMTP_RSET_TIMEOUT = "smtp_rset_timeout", Kind::Time { unit: 's' }, T("20s"),
+        "How long the SMTP client waits for the answer to RSET on a cached connection.";
+    SMTP_SKIP_5XX_GREETING = "smtp_skip_5xx_greeting", Kind::Bool, T("yes"),
+        "Try the next mail exchanger when one greets with a 5xx reply.";
+    SMTP_STARTTLS_TIMEOUT = "smtp_starttls_timeout", Kind::Time { unit: 's' }, T("300s"),
+        "How long the TLS handshake of the SMTP client may take.";
+    SMTP_TCP_PORT = "smtp_tcp_port", Kind::Str, T("smtp"),
+        "The port of mail exchangers (smtp: 25).";
+    SMTP_TLS_CAFILE = "smtp_tls_CAfile", Kind::Path, T(""),
+        "Trusted CA certificates (PEM) for the verify and secure levels; empty: the system's bundle.";
+    SMTP_TLS_POLICY_MAPS = "smtp_tls_policy_maps", Kind::Maps, T(""),
+        "TLS levels per destination (domain, [host]:port): none, may, encrypt, verify, secure.";
+    SMTP_TLS_SECURITY_LEVEL = "smtp_tls_security_level", Kind::Enum(&["none", "may", "encrypt", "verify", "secure", "dane", "fingerprint"]), T("may"),
+        "TLS for the SMTP client: none, may (opportunistic), encrypt (required), verify or secure (required and verified).";
     SMTPD_BANNER = "smtpd_banner", Kind::Str, T("$myhostname ESMTP $mail_name"),
         "The text that follows 220 in the SMTP greeting.";
     SMTPD_CLIENT_CONNECTION_COUNT_LIMIT = "smtpd_client_connection_count_limit", Kind::Int { min: 0, max: i64::MAX }, T("50"),
@@ -288,6 +348,8 @@ params! {
         "Rewrite site!user in a local address to user@site (the address is then treated as routed).";
     SYSLOG_NAME = "syslog_name", Kind::Str, T("ironpost"),
         "The name before the program in mail log lines (ironpost/smtpd); master.cf may set it per service.";
+    TRANSPORT_MAPS = "transport_maps", Kind::Maps, T(""),
+        "Tables of transport:nexthop by recipient address or domain (transport(5)).";
     UNKNOWN_LOCAL_RECIPIENT_REJECT_CODE = "unknown_local_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
         "The SMTP reply code for a recipient in a local domain that does not exist.";
     UNKNOWN_RELAY_RECIPIENT_REJECT_CODE = "unknown_relay_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
@@ -314,6 +376,8 @@ params! {
         "Tables from an address in a virtual mailbox domain to its mailbox, relative to virtual_mailbox_base (a trailing / means Maildir).";
     VIRTUAL_MINIMUM_UID = "virtual_minimum_uid", Kind::Int { min: 0, max: i64::MAX }, T("100"),
         "The smallest user ID that virtual_uid_maps may give.";
+    VIRTUAL_TRANSPORT = "virtual_transport", Kind::Str, T("virtual"),
+        "The transport for recipients in virtual mailbox domains.";
     VIRTUAL_UID_MAPS = "virtual_uid_maps", Kind::Maps, T(""),
         "Tables with the user ID of each virtual mailbox (static:5000 for all).";
 }

@@ -30,6 +30,8 @@
 //! - [`sql`]: SQL databases (SQLite, PostgreSQL, MySQL) behind a blocking
 //!   interface, for the user directory and the SQL lookup tables.
 //! - [`tls`]: rustls server configuration, STARTTLS-capable connections.
+//! - [`transport`]: which agent takes a recipient, and where to
+//!   (transport_maps, relayhost, the *_transport parameters).
 //! - [`virtual_alias`]: virtual_alias_maps applied to recipients before
 //!   a message is queued, as cleanup(8) does.
 //! - [`sysuser`]: system accounts from the passwd file.
@@ -57,4 +59,5 @@ pub mod smtpd;
 pub mod sql;
 pub mod sysuser;
 pub mod tls;
+pub mod transport;
 pub mod virtual_alias;
