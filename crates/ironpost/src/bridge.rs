@@ -84,7 +84,7 @@ mod tests {
             Ok(7)
         );
         let e = block(
-            tokio::time::sleep(Duration::from_secs(10)),
+            async { tokio::time::sleep(Duration::from_secs(10)).await },
             Duration::from_millis(50),
         )
         .unwrap_err();

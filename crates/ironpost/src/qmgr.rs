@@ -391,7 +391,9 @@ impl Qmgr {
                         status: Status::Bounced,
                         dsn: "4.4.7".into(),
                         text: format!("message expired: {reason}"),
-                        relay: "none",
+                        relay: "none".into(),
+                    program: None,
+                    remote: None,
                     }],
                     forward: Vec::new(),
                 }
@@ -499,7 +501,9 @@ impl Qmgr {
                     status: Status::Bounced,
                     dsn: "5.1.3".into(),
                     text: "bad address syntax".into(),
-                    relay: "none",
+                    relay: "none".into(),
+                    program: None,
+                    remote: None,
                 });
             }
             Err(e) => {
@@ -508,7 +512,9 @@ impl Qmgr {
                     status: Status::Deferred,
                     dsn: "4.3.0".into(),
                     text: e.to_string(),
-                    relay: "none",
+                    relay: "none".into(),
+                    program: None,
+                    remote: None,
                 });
             }
         };
@@ -526,14 +532,18 @@ impl Qmgr {
                 status: Status::Bounced,
                 dsn: "5.1.1".into(),
                 text: "User unknown in virtual alias table".into(),
-                relay: "none",
+                relay: "none".into(),
+                    program: None,
+                    remote: None,
             }),
             _ => single(Outcome {
                 to: resolved.address,
                 status: Status::Deferred,
                 dsn: "4.4.1".into(),
                 text: "delivery to other hosts is not available in this version of ironpost".into(),
-                relay: "none",
+                relay: "none".into(),
+                    program: None,
+                    remote: None,
             }),
         }
     }
@@ -575,14 +585,18 @@ impl Qmgr {
                     status: Status::Sent,
                     dsn: "2.0.0".into(),
                     text: format!("forwarded as {new_id}"),
-                    relay: "local",
+                    relay: "local".into(),
+                    program: None,
+                    remote: None,
                 },
                 Err(e) => Outcome {
                     to: a.clone(),
                     status: Status::Deferred,
                     dsn: "4.3.0".into(),
                     text: format!("cannot queue forwarded message: {e}"),
-                    relay: "local",
+                    relay: "local".into(),
+                    program: None,
+                    remote: None,
                 },
             })
             .collect()
@@ -665,8 +679,11 @@ impl Qmgr {
 }
 
 impl Outcome {
-    fn relay_program(&self) -> &'static str {
-        match self.relay {
+    fn relay_program(&self) -> &str {
+        if let Some(p) = &self.program {
+            return p;
+        }
+        match self.relay.as_str() {
             "virtual" => "virtual",
             "local" => "local",
             _ => "qmgr",

@@ -51,22 +51,31 @@ pub struct Outcome {
     pub dsn: String,
     /// What happened, for the log and bounces: `delivered to maildir`.
     pub text: String,
-    /// `local`, `virtual`.
-    pub relay: &'static str,
+    /// `local`, `virtual`, `none`, or for SMTP the peer:
+    /// `mx.example.com[192.0.2.1]:25`.
+    pub relay: String,
+    /// The program that logs the outcome, when not implied by `relay`
+    /// (the SMTP client's transport name: `smtp`, `relay`).
+    pub program: Option<String>,
+    /// For a failure reported by another server: its name and its reply,
+    /// for the Remote-MTA and Diagnostic-Code fields of a bounce.
+    pub remote: Option<(String, String)>,
 }
 
 impl Outcome {
-    fn sent(to: &str, relay: &'static str, text: impl Into<String>) -> Outcome {
+    pub fn sent(to: &str, relay: &'static str, text: impl Into<String>) -> Outcome {
         Outcome {
             to: to.to_string(),
             status: Status::Sent,
             dsn: "2.0.0".into(),
             text: text.into(),
-            relay,
+            relay: relay.into(),
+            program: None,
+            remote: None,
         }
     }
 
-    fn failed(to: &str, relay: &'static str, dsn: &str, text: impl Into<String>) -> Outcome {
+    pub fn failed(to: &str, relay: &'static str, dsn: &str, text: impl Into<String>) -> Outcome {
         let status = if dsn.starts_with('4') {
             Status::Deferred
         } else {
@@ -77,7 +86,9 @@ impl Outcome {
             status,
             dsn: dsn.to_string(),
             text: text.into(),
-            relay,
+            relay: relay.into(),
+            program: None,
+            remote: None,
         }
     }
 }
