@@ -396,11 +396,12 @@ fn sendmail_s_nail_and_bs_reach_the_mailbox() {
 
 #[test]
 fn queue_commands_with_a_running_daemon() {
-    let mut inst = Instance::new(ironpost(), "");
+    // Mail to another domain waits in the deferred queue: the relay host
+    // refuses connections.
+    let dead = ironpost_testkit::instance::free_port();
+    let mut inst = Instance::new(ironpost(), &format!("relayhost = [127.0.0.1]:{dead}"));
     inst.start();
     let etc = inst.etc().display().to_string();
-    // Mail to another domain waits in the deferred queue (outbound
-    // delivery is not in this version).
     let mut s = inst.connect();
     s.cmd("ehlo x");
     s.cmd("mail from:<tom@example.test>");
@@ -424,6 +425,13 @@ fn queue_commands_with_a_running_daemon() {
     );
     assert!(lines[1].starts_with(&id), "{}", out.stdout);
     assert!(lines[1].ends_with("tom@example.test"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            " (connect to 127.0.0.1[127.0.0.1]:{dead}: Connection refused)\n"
+        )),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout
             .contains("\n                                         far@example.org\n"),

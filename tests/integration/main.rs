@@ -5,6 +5,7 @@
 mod common;
 mod delivery;
 mod directory;
+mod dns;
 mod passwords;
 mod postconf;
 mod postconf_vs_postfix;

@@ -435,9 +435,10 @@ fn no_open_relay() {
 
 #[test]
 fn dsn_parameters_are_kept_in_the_queue() {
-    // Mail to another domain waits in the queue (outbound delivery is not
-    // in this version), so its queue file can be read.
-    let inst = instance("");
+    // Mail to another domain waits in the queue (its relay host refuses
+    // connections), so its queue file can be read.
+    let dead = ironpost_testkit::instance::free_port();
+    let inst = instance(&format!("relayhost = [127.0.0.1]:{dead}"));
     let mut s = inst.connect();
     s.cmd("ehlo x");
     assert_eq!(

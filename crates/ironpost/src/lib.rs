@@ -11,6 +11,7 @@
 //!   synchronous code.
 //! - [`bounce`]: delivery status notifications (RFC 3464).
 //! - [`cleanup`]: Received header, missing headers, header size limit.
+//! - [`dns`]: DNS lookups (MX, A/AAAA, PTR, TXT) behind a blocking interface.
 //! - [`durable`]: group commit: one syncfs for concurrent writers.
 //! - [`ctl`]: the control socket the commands use to reach the daemon.
 //! - [`maps`]: lookup tables named `type:name` (hash, texthash, inline,
@@ -26,6 +27,8 @@
 //! - [`resolve`]: address rewriting and classes (what trivial-rewrite does).
 //! - [`server`]: the daemon: listeners, queue manager, pickup, control
 //!   socket, signals.
+//! - [`smtp`]: the SMTP client: delivery to other hosts (MX, TLS,
+//!   connection cache).
 //! - [`smtpd`]: the SMTP server: sessions, restrictions.
 //! - [`sql`]: SQL databases (SQLite, PostgreSQL, MySQL) behind a blocking
 //!   interface, for the user directory and the SQL lookup tables.
@@ -44,6 +47,7 @@ pub mod bridge;
 pub mod cleanup;
 pub mod cli;
 pub mod ctl;
+pub mod dns;
 pub mod durable;
 pub mod host;
 pub mod local;
@@ -55,6 +59,7 @@ pub mod qmgr;
 pub mod queue;
 pub mod resolve;
 pub mod server;
+pub mod smtp;
 pub mod smtpd;
 pub mod sql;
 pub mod sysuser;

@@ -14,8 +14,10 @@
 //!   notification, honouring NOTIFY and RET; never to the null sender.
 //! - At start, messages left in `active/` by a crash go back to `incoming/`.
 //!
-//! Mail for remote domains is deferred: delivery to other hosts is not
-//! implemented yet.
+//! Each recipient is routed ([`crate::transport`]): local and virtual
+//! recipients are delivered one by one; remote ones are grouped by next
+//! hop and handed to the SMTP client, up to
+//! default_destination_recipient_limit per transaction.
 
 use std::collections::HashSet;
 use std::io;
@@ -30,6 +32,36 @@ use crate::local::{Agents, Delivered, Message, Outcome, Status};
 use crate::maillog::MailLog;
 use crate::queue::{Envelope, Queue, QueueId, QueueName, Recipient};
 use crate::resolve::{AddressClass, Resolver};
+use crate::transport::{Nexthop, Router, Transport};
+
+/// What the queue manager does with one recipient.
+enum Route {
+    /// Its outcome is known already (error:, discard:, a lookup failure).
+    Now(Delivered),
+    /// Local or virtual delivery.
+    Deliver((Transport, crate::resolve::Resolved)),
+    /// The SMTP client: the transport's name and the next hop.
+    Smtp(String, Nexthop),
+}
+
+/// `5.7.1 text` → ("5.7.1", "text"); text without a code gets `default`.
+fn split_dsn(text: &str, default: &str) -> (String, String) {
+    let mut it = text.trim().splitn(2, ' ');
+    let first = it.next().unwrap_or("");
+    let parts: Vec<&str> = first.split('.').collect();
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        (
+            first.to_string(),
+            it.next().unwrap_or("").trim().to_string(),
+        )
+    } else {
+        (default.to_string(), text.trim().to_string())
+    }
+}
 
 /// The queue manager's settings.
 #[derive(Debug, Clone)]
@@ -44,6 +76,8 @@ pub struct Settings {
     pub syslog_name: String,
     /// Deliveries run at once.
     pub concurrency: usize,
+    /// Recipients per SMTP delivery (default_destination_recipient_limit).
+    pub recipient_limit: usize,
 }
 
 impl Settings {
@@ -58,6 +92,10 @@ impl Settings {
             myorigin: cfg.get_str(params::MYORIGIN)?.trim().to_string(),
             syslog_name: cfg.get_str(params::SYSLOG_NAME)?.trim().to_string(),
             concurrency: 20,
+            recipient_limit: usize::try_from(
+                cfg.get_int(params::DEFAULT_DESTINATION_RECIPIENT_LIMIT)?,
+            )
+            .unwrap_or(50),
         })
     }
 }
@@ -67,7 +105,10 @@ impl Settings {
 pub struct Runtime {
     pub settings: Settings,
     pub resolver: Arc<Resolver>,
+    pub router: Router,
     pub agents: Agents,
+    /// The SMTP client (and its connection cache).
+    pub smtp: Arc<crate::smtp::SmtpAgent>,
     /// virtual_alias_maps, for the messages the queue manager makes
     /// (forwards, bounces), as cleanup does for every new message.
     pub virtual_aliases: Arc<crate::virtual_alias::VirtualAliases>,
@@ -379,28 +420,75 @@ impl Qmgr {
         // deliveries are durable (a mark on disk for a delivery that is not
         // would lose the message).
         let mut finished: Vec<usize> = Vec::new();
+        // Every pending recipient's result: local and virtual ones one by
+        // one, remote ones per next hop in SMTP transactions.
+        let mut results: Vec<(usize, Delivered, Duration)> = Vec::with_capacity(pending.len());
+        let mut remote: Vec<(String, Nexthop, Vec<usize>)> = Vec::new();
         for &i in &pending {
             let r = &env.recipients[i];
             let started = Instant::now();
-            let result = if expired {
+            if expired {
                 let reason = deferred_reason(&self.queue, id, &r.address)
                     .unwrap_or_else(|| "delivery temporarily suspended".to_string());
-                Delivered {
-                    outcomes: vec![Outcome {
-                        to: r.address.clone(),
-                        status: Status::Bounced,
-                        dsn: "4.4.7".into(),
-                        text: format!("message expired: {reason}"),
-                        relay: "none".into(),
-                    program: None,
-                    remote: None,
-                    }],
-                    forward: Vec::new(),
+                let mut o = Outcome::failed(
+                    &r.address,
+                    "none",
+                    "5.4.7",
+                    format!("message expired: {reason}"),
+                );
+                o.dsn = "4.4.7".into();
+                o.status = Status::Bounced;
+                results.push((
+                    i,
+                    Delivered {
+                        outcomes: vec![o],
+                        forward: Vec::new(),
+                    },
+                    Duration::ZERO,
+                ));
+                continue;
+            }
+            match self.route(&rt, &env, r) {
+                Route::Now(d) => results.push((i, d, started.elapsed())),
+                Route::Deliver(t) => {
+                    let d = self.deliver_recipient(&rt, &msg, r, &t);
+                    results.push((i, d, started.elapsed()));
                 }
-            } else {
-                self.deliver_recipient(&rt, &msg, r)
-            };
-            let elapsed = started.elapsed();
+                Route::Smtp(name, hop) => {
+                    match remote.iter_mut().find(|(n, h, _)| *n == name && *h == hop) {
+                        Some((_, _, list)) => list.push(i),
+                        None => remote.push((name, hop, vec![i])),
+                    }
+                }
+            }
+        }
+        let limit = rt.settings.recipient_limit.max(1);
+        for (name, hop, list) in &remote {
+            for chunk in list.chunks(limit) {
+                let started = Instant::now();
+                let job = crate::smtp::Job {
+                    msg: &msg,
+                    env: &env,
+                    recipients: chunk.iter().map(|&i| &env.recipients[i]).collect(),
+                    nexthop: hop,
+                    transport: name,
+                };
+                let outcomes = rt.smtp.deliver(&job);
+                let elapsed = started.elapsed();
+                for (&i, o) in chunk.iter().zip(outcomes) {
+                    results.push((
+                        i,
+                        Delivered {
+                            outcomes: vec![o],
+                            forward: Vec::new(),
+                        },
+                        elapsed,
+                    ));
+                }
+            }
+        }
+        for (i, result, elapsed) in results {
+            let r = &env.recipients[i];
             let mut any_deferred = false;
             let mut outcomes = result.outcomes;
             if !result.forward.is_empty() {
@@ -488,63 +576,85 @@ impl Qmgr {
         Finish::Done
     }
 
-    fn deliver_recipient(&self, rt: &Runtime, msg: &Message<'_>, r: &Recipient) -> Delivered {
+    /// Where a recipient goes: resolved and routed (transport_maps,
+    /// relayhost, the address class).
+    fn route(&self, rt: &Runtime, env: &Envelope, r: &Recipient) -> Route {
+        let now = |to: &str, dsn: &str, text: String| {
+            Route::Now(Delivered {
+                outcomes: vec![Outcome::failed(to, "none", dsn, text)],
+                forward: Vec::new(),
+            })
+        };
+        let resolved = match rt.resolver.resolve(&r.address) {
+            Ok(Some(res)) => res,
+            Ok(None) => return now(&r.address, "5.1.3", "bad address syntax".into()),
+            Err(e) => return now(&r.address, "4.3.0", e.to_string()),
+        };
+        if resolved.class == AddressClass::VirtualAlias {
+            // Not expanded before queueing: no entry in virtual_alias_maps.
+            return now(
+                &resolved.address,
+                "5.1.1",
+                "User unknown in virtual alias table".into(),
+            );
+        }
+        let transport = match rt.router.route(&resolved, &env.sender) {
+            Ok(t) => t,
+            Err(e) => return now(&resolved.address, "4.3.0", e.to_string()),
+        };
+        match transport {
+            Transport::Smtp { name, nexthop } => Route::Smtp(name, nexthop),
+            Transport::Error(text) => {
+                let (dsn, text) = split_dsn(&text, "5.0.0");
+                let dsn = if dsn.starts_with('5') {
+                    dsn
+                } else {
+                    "5.0.0".to_string()
+                };
+                now(&resolved.address, &dsn, text)
+            }
+            Transport::Retry(text) => {
+                let (dsn, text) = split_dsn(&text, "4.0.0");
+                let dsn = if dsn.starts_with('4') {
+                    dsn
+                } else {
+                    "4.0.0".to_string()
+                };
+                now(&resolved.address, &dsn, text)
+            }
+            Transport::Discard(text) => Route::Now(Delivered {
+                outcomes: vec![Outcome::sent(&resolved.address, "none", text)],
+                forward: Vec::new(),
+            }),
+            t @ (Transport::Local | Transport::Virtual) => Route::Deliver((t, resolved)),
+        }
+    }
+
+    fn deliver_recipient(
+        &self,
+        rt: &Runtime,
+        msg: &Message<'_>,
+        r: &Recipient,
+        (transport, resolved): &(Transport, crate::resolve::Resolved),
+    ) -> Delivered {
         let single = |o: Outcome| Delivered {
             outcomes: vec![o],
             forward: Vec::new(),
         };
-        let resolved = match rt.resolver.resolve(&r.address) {
-            Ok(Some(res)) => res,
-            Ok(None) => {
-                return single(Outcome {
-                    to: r.address.clone(),
-                    status: Status::Bounced,
-                    dsn: "5.1.3".into(),
-                    text: "bad address syntax".into(),
-                    relay: "none".into(),
-                    program: None,
-                    remote: None,
-                });
-            }
-            Err(e) => {
-                return single(Outcome {
-                    to: r.address.clone(),
-                    status: Status::Deferred,
-                    dsn: "4.3.0".into(),
-                    text: e.to_string(),
-                    relay: "none".into(),
-                    program: None,
-                    remote: None,
-                });
-            }
-        };
-        match resolved.class {
-            AddressClass::Local if !resolved.routed => {
-                rt.agents.deliver_local(msg, &resolved.address, &r.original)
-            }
-            AddressClass::VirtualMailbox if !resolved.routed => single(rt.agents.deliver_virtual(
-                msg,
+        if resolved.routed {
+            return single(Outcome::failed(
                 &resolved.address,
-                &r.original,
-            )),
-            AddressClass::VirtualAlias => single(Outcome {
-                to: resolved.address,
-                status: Status::Bounced,
-                dsn: "5.1.1".into(),
-                text: "User unknown in virtual alias table".into(),
-                relay: "none".into(),
-                    program: None,
-                    remote: None,
-            }),
-            _ => single(Outcome {
-                to: resolved.address,
-                status: Status::Deferred,
-                dsn: "4.4.1".into(),
-                text: "delivery to other hosts is not available in this version of ironpost".into(),
-                relay: "none".into(),
-                    program: None,
-                    remote: None,
-            }),
+                "none",
+                "5.1.3",
+                "sender-specified routing is not allowed for local addresses",
+            ));
+        }
+        match transport {
+            Transport::Local => rt.agents.deliver_local(msg, &resolved.address, &r.original),
+            _ => single(
+                rt.agents
+                    .deliver_virtual(msg, &resolved.address, &r.original),
+            ),
         }
     }
 

@@ -176,9 +176,23 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
         &ctx,
         resolver.clone(),
     )?);
+    // Where we listen: a mail exchanger there would be ourselves.
+    let mut own = Vec::new();
+    for l in listeners {
+        for a in &l.addrs {
+            if a.ip().is_unspecified() {
+                own.extend(host_ips.iter().map(|ip| SocketAddr::new(*ip, a.port())));
+                own.push(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), a.port()));
+            } else {
+                own.push(*a);
+            }
+        }
+    }
     let runtime = Arc::new(qmgr::Runtime {
         settings: qmgr::Settings::from_config(cfg)?,
         resolver: resolver.clone(),
+        router: crate::transport::Router::from_config(cfg, &ctx)?,
+        smtp: Arc::new(crate::smtp::SmtpAgent::from_config(cfg, &ctx, own)?),
         agents,
         virtual_aliases: virtual_aliases.clone(),
     });

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 pub struct Instance {
     dir: tempfile::TempDir,
     bin: PathBuf,
-    /// The SMTP port on 127.0.0.1.
+    /// The address the instance listens on (127.0.0.1 unless made with
+    /// [`Instance::on_host`]).
+    pub ip: std::net::IpAddr,
+    /// The SMTP port.
     pub port: u16,
     /// The submission (587) and smtps (465) ports on 127.0.0.1.
     pub submission_port: u16,
@@ -21,6 +24,14 @@ pub struct Instance {
     child: Option<Child>,
     pub domain: String,
     pub user: String,
+}
+
+/// A UDP port nobody listens on right now.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("find a free UDP port")
 }
 
 /// A port nobody listens on right now.
@@ -37,6 +48,35 @@ impl Instance {
     /// free ports, and `main_cf` appended to main.cf.
     /// Not started yet.
     pub fn new(ironpost: &str, main_cf: &str) -> Instance {
+        Instance::make(ironpost, "example.test", None, main_cf)
+    }
+
+    /// An instance that stands for a host of its own in tests with several
+    /// hosts: quickstart with `domain` (user jerry, password "secret"),
+    /// every service on `ip` (127.0.0.2, 127.0.0.3, ...), SMTP on `port`
+    /// (the same port on every host, as port 25 would be: smtp_tcp_port is
+    /// set to it), `myhostname = mx.DOMAIN`, outgoing connections from
+    /// `ip`. `main_cf` is appended. Not started yet.
+    pub fn on_host(
+        ironpost: &str,
+        ip: std::net::IpAddr,
+        port: u16,
+        domain: &str,
+        main_cf: &str,
+    ) -> Instance {
+        let host_cf = format!(
+            "myhostname = mx.{domain}\ninet_interfaces = {ip}\nsmtp_tcp_port = {port}\n\
+             smtp_bind_address = {ip}\n{main_cf}"
+        );
+        Instance::make(ironpost, domain, Some((ip, port)), &host_cf)
+    }
+
+    fn make(
+        ironpost: &str,
+        domain: &str,
+        host: Option<(std::net::IpAddr, u16)>,
+        main_cf: &str,
+    ) -> Instance {
         let dir = tempfile::tempdir().expect("temporary directory");
         let root = dir.path().join("demo");
         let out = std::process::Command::new(ironpost)
@@ -44,7 +84,7 @@ impl Instance {
             .arg(&root)
             .args([
                 "--domain",
-                "example.test",
+                domain,
                 "--user",
                 "jerry",
                 "--password",
@@ -59,13 +99,33 @@ impl Instance {
             "quickstart failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let (port, submission_port, smtps_port) = (free_port(), free_port(), free_port());
+        let ip = host.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |(ip, _)| ip);
+        let (port, submission_port, smtps_port) = (
+            host.map_or_else(free_port, |(_, p)| p),
+            free_port(),
+            free_port(),
+        );
         let master = std::fs::read_to_string(root.join("etc/master.cf"))
             .unwrap()
-            .replace("127.0.0.1:10025 ", &format!("127.0.0.1:{port} "))
-            .replace("127.0.0.1:10587 ", &format!("127.0.0.1:{submission_port} "))
-            .replace("127.0.0.1:10465 ", &format!("127.0.0.1:{smtps_port} "));
+            .replace("127.0.0.1:10025 ", &format!("{ip}:{port} "))
+            .replace("127.0.0.1:10587 ", &format!("{ip}:{submission_port} "))
+            .replace("127.0.0.1:10465 ", &format!("{ip}:{smtps_port} "));
         std::fs::write(root.join("etc/master.cf"), master).unwrap();
+        {
+            // Tests never ask the machine's DNS: nothing answers here, so
+            // mail to other domains is deferred unless a test says where
+            // to send it (relayhost, or dns_nameservers of its own).
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(root.join("etc/main.cf"))
+                .unwrap();
+            writeln!(
+                f,
+                "dns_nameservers = 127.0.0.1:{}\ndns_timeout = 1s",
+                free_udp_port()
+            )
+            .unwrap();
+        }
         if !main_cf.is_empty() {
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
@@ -76,11 +136,12 @@ impl Instance {
         Instance {
             dir,
             bin: PathBuf::from(ironpost),
+            ip,
             port,
             submission_port,
             smtps_port,
             child: None,
-            domain: "example.test".into(),
+            domain: domain.into(),
             user: "jerry".into(),
         }
     }
@@ -182,7 +243,7 @@ impl Instance {
 
     /// A new SMTP connection, greeting read.
     pub fn connect(&self) -> Smtp {
-        let mut s = Smtp::connect(self.port);
+        let mut s = Smtp::connect_to(self.ip, self.port);
         let greeting = s.read_reply();
         assert!(
             greeting.starts_with("220 "),
@@ -307,9 +368,19 @@ impl Smtp {
         Smtp::try_connect(port).expect("connect")
     }
 
+    /// A connection to `ip:port`.
+    pub fn connect_to(ip: std::net::IpAddr, port: u16) -> Smtp {
+        Smtp::try_connect_to(ip, port).expect("connect")
+    }
+
     /// Like [`Smtp::connect`], `None` when nobody listens.
     pub fn try_connect(port: u16) -> Option<Smtp> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        Smtp::try_connect_to(std::net::IpAddr::from([127, 0, 0, 1]), port)
+    }
+
+    /// Like [`Smtp::connect_to`], `None` when nobody listens.
+    pub fn try_connect_to(ip: std::net::IpAddr, port: u16) -> Option<Smtp> {
+        let stream = TcpStream::connect((ip, port)).ok()?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

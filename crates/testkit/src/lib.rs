@@ -13,9 +13,12 @@
 //! - [`postfix_tool`]: the real Postfix command of that name (the test
 //!   script installs Debian's postfix); tests fail with a clear message when
 //!   it is missing rather than pass silently.
+//! - [`dns`]: an in-process authoritative DNS server (hickory-server) with
+//!   the zone a test gives, changeable while it runs.
 //! - [`instance`]: a whole instance in a temporary folder, started and
 //!   killed as a process, and a raw SMTP client.
 
+pub mod dns;
 pub mod instance;
 
 use std::collections::HashMap;
