@@ -11,6 +11,7 @@ mod postconf;
 mod postconf_vs_postfix;
 mod postmap;
 mod queuetools;
+mod relay;
 mod smtp;
 mod smtp_auth;
 mod smtp_tls;

@@ -30,6 +30,9 @@ pub struct Failed {
     pub status: String,
     /// What happened, from our side or the remote server's.
     pub diagnostic: String,
+    /// When another server refused: its name and its reply (Remote-MTA and
+    /// `Diagnostic-Code: smtp; ...`).
+    pub remote: Option<(String, String)>,
 }
 
 /// Everything a notification needs.
@@ -174,7 +177,13 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
         }
         m.push_str(&format!("Action: {action}\r\n"));
         m.push_str(&format!("Status: {}\r\n", f.status));
-        m.push_str(&wrap(&f.diagnostic, "Diagnostic-Code: X-Postfix; "));
+        match &f.remote {
+            Some((mta, reply)) => {
+                m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+                m.push_str(&wrap(reply, "Diagnostic-Code: smtp; "));
+            }
+            None => m.push_str(&wrap(&f.diagnostic, "Diagnostic-Code: X-Postfix; ")),
+        }
     }
     m.push_str("\r\n");
 
@@ -218,6 +227,7 @@ mod tests {
             .with_ymd_and_hms(2026, 11, 22, 19, 37, 3)
             .unwrap();
         let failed = [Failed {
+            remote: None,
             address: "someone@nonexistent.invalid".into(),
             original: "someone@nonexistent.invalid".into(),
             status: "5.4.4".into(),
@@ -260,6 +270,7 @@ mod tests {
             .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
             .unwrap();
         let failed = [Failed {
+            remote: None,
             address: "a@b".into(),
             original: String::new(),
             status: "5.1.1".into(),

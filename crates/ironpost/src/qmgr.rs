@@ -541,6 +541,7 @@ impl Qmgr {
                                     None => o.dsn.clone(),
                                 },
                                 diagnostic: o.text.clone(),
+                                remote: o.remote.clone(),
                             });
                         }
                     }

@@ -15,11 +15,13 @@
 //!   it is missing rather than pass silently.
 //! - [`dns`]: an in-process authoritative DNS server (hickory-server) with
 //!   the zone a test gives, changeable while it runs.
+//! - [`postfix`]: a private Postfix instance as a peer (needs root).
 //! - [`instance`]: a whole instance in a temporary folder, started and
 //!   killed as a process, and a raw SMTP client.
 
 pub mod dns;
 pub mod instance;
+pub mod postfix;
 
 use std::collections::HashMap;
 use std::io::Write;

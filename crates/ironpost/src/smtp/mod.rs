@@ -476,9 +476,9 @@ impl SmtpAgent {
         }
         let dns_failure = |name: &str, ty: &str, e: &DnsError| -> Failure {
             match e {
-                DnsError::Failed(text) => {
-                    Failure::temp("4.4.3", format!("Host or domain name not found. {text}"))
-                }
+                // In Postfix's words already: "Host or domain name not found.
+                // Name service error for name=... type=...: ..., try again".
+                DnsError::Failed(text) => Failure::temp("4.4.3", text.clone()),
                 _ => Failure {
                     dsn: "5.4.4".into(),
                     text: format!(
@@ -795,10 +795,8 @@ impl SmtpAgent {
                 mail.push_str(&format!(" RET={ret}"));
             }
             if let Some(envid) = env.attr("envid") {
-                mail.push_str(&format!(
-                    " ENVID={}",
-                    ironpost_proto::smtp::xtext::encode(envid.as_bytes())
-                ));
+                // Kept as received: already xtext.
+                mail.push_str(&format!(" ENVID={envid}"));
             }
         }
         let rcpt_lines: Vec<String> = job
