@@ -672,3 +672,101 @@ fn debian_postfix_as_a_peer() {
     let m = wait_message(&a, "jerry", "Subject: from postfix");
     assert!(m.contains("Received: from mx.pf.test"), "{m}");
 }
+
+#[test]
+fn delay_warnings_double_bounces_and_site_flushes() {
+    let dead = free_port();
+    let peer = Peer::start(
+        ip(1),
+        Script {
+            rcpt: vec![("gone@", "550 5.1.1 <gone@bad.peer.test>: no such user")],
+            ..Script::normal(&["PIPELINING"])
+        },
+    );
+    let inst = sender(&format!(
+        "transport_maps = inline:{{ hold.test=smtp:[127.0.0.1]:{dead}, other.test=smtp:[127.0.0.1]:{dead}, \
+         bad.peer.test=smtp:[127.0.0.1]:{} }}\n\
+         delay_warning_time = 1s\nfast_flush_domains = hold.test\n\
+         minimal_backoff_time = 1h\nmaximal_backoff_time = 1h",
+        peer.port
+    ));
+    let etc = inst.etc().display().to_string();
+    let held = submit(
+        &inst,
+        "jerry@example.test",
+        &["x@hold.test"],
+        "Subject: held\r\n\r\nx\r\n",
+    );
+    let other = submit(
+        &inst,
+        "jerry@example.test",
+        &["x@other.test"],
+        "Subject: other\r\n\r\nx\r\n",
+    );
+    inst.wait_log(&format!("{held}: to=<x@hold.test>, relay=none"));
+    inst.wait_log(&format!("{other}: to=<x@other.test>, relay=none"));
+    let attempts = |id: &str| inst.maillog().matches(&format!("{id}: to=<")).count();
+    // Once the message is older than delay_warning_time, the next attempt
+    // warns its sender, once.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = compat("postqueue")
+        .args(["-c", &etc, "-s", "hold.test"])
+        .run();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    inst.wait_log(&format!("{held}: sender delay notification: "));
+    let warning = wait_message(&inst, "jerry", "Delayed Mail (still being retried)");
+    assert!(warning.contains("Action: delayed\n"), "{warning}");
+    assert!(
+        warning.contains("Final-Recipient: rfc822; x@hold.test\n"),
+        "{warning}"
+    );
+    // -s flushed only hold.test's message.
+    assert_eq!(attempts(&held), 2, "{}", inst.maillog());
+    assert_eq!(attempts(&other), 1, "{}", inst.maillog());
+    // ETRN for a fast-flush domain does the same from a client.
+    let mut s = inst.connect();
+    s.cmd("ehlo client.example");
+    assert_eq!(s.cmd("etrn hold.test"), "250 2.0.0 Queuing started");
+    assert_eq!(
+        s.cmd("etrn other.test"),
+        "459 <other.test>: service unavailable"
+    );
+    s.cmd("quit");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while attempts(&held) < 3 {
+        assert!(Instant::now() < deadline, "{}", inst.maillog());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(attempts(&other), 1, "{}", inst.maillog());
+    assert_eq!(
+        messages_with(&inst, "jerry", "Delayed Mail (still being retried)").len(),
+        1,
+        "one warning only"
+    );
+    // A bounce that bounces goes to the postmaster (here an alias of
+    // jerry), from double-bounce.
+    let mut s = inst.connect();
+    s.cmd("ehlo client.example");
+    assert_eq!(s.cmd("mail from:<>"), "250 2.1.0 Ok");
+    assert_eq!(s.cmd("rcpt to:<gone@bad.peer.test>"), "250 2.1.5 Ok");
+    s.cmd("data");
+    s.send_raw(b"Subject: a bounce\r\n\r\nx\r\n.\r\n");
+    let id = s
+        .read_reply()
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    s.cmd("quit");
+    inst.wait_log(&format!("{id}: postmaster non-delivery notification: "));
+    let m = wait_message(&inst, "jerry", "Subject: a bounce");
+    assert!(
+        m.starts_with("Return-Path: <double-bounce@example.test>\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("To: postmaster\n") || m.contains("To: postmaster@example.test\n"),
+        "{m}"
+    );
+}

@@ -147,6 +147,8 @@ params! {
         "The transport for recipients in no local, virtual or relay domain (transport:nexthop).";
     DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
         "The SMTP reply code for the defer restriction.";
+    DELAY_WARNING_TIME = "delay_warning_time", Kind::Time { unit: 'h' }, T("0h"),
+        "After how long the sender of a message still deferred is warned, once; 0: never.";
     DIRECTORY_URL = "directory_url", Kind::Str, T("sqlite:$data_directory/directory.db"),
         "The user directory (domains, mailboxes, aliases): sqlite:/path, postgresql://user:password@host/db or mysql://user:password@host/db; read by the directory: tables and by logins with a full address.";
     DISABLE_PLAINTEXT_AUTH = "disable_plaintext_auth", Kind::Bool, T("yes"),
@@ -157,6 +159,8 @@ params! {
         "The DNS servers to ask (address or address:port, in order); empty: those of /etc/resolv.conf.";
     DNS_TIMEOUT = "dns_timeout", Kind::Time { unit: 's' }, T("5s"),
         "How long to wait for a DNS server's answer before asking again (twice at most) and giving up.";
+    DOUBLE_BOUNCE_SENDER = "double_bounce_sender", Kind::Str, T("double-bounce"),
+        "The sender (a local part of myorigin) of notifications to the postmaster; mail to it that fails is dropped.";
     FAST_FLUSH_DOMAINS = "fast_flush_domains", Kind::List, T("$relay_domains"),
         "The domains for which a client may ask for deferred mail to be sent at once with ETRN.";
     GROUP_FILE = "group_file", Kind::Path, T("/etc/group"),

@@ -81,8 +81,15 @@ fn wrap(text: &str, first_prefix: &str) -> String {
     out
 }
 
-/// Builds the notification message (headers and body, CRLF).
+/// Builds the notification message (headers and body, CRLF) for the
+/// sender.
 pub fn build(r: &Report<'_>) -> Vec<u8> {
+    build_to(r, r.sender)
+}
+
+/// Builds the notification for `to` (the sender, or the postmaster for a
+/// double bounce).
+pub fn build_to(r: &Report<'_>, to: &str) -> Vec<u8> {
     let boundary = format!("{}.{}/{}", r.queue_id, r.now.timestamp(), r.myhostname);
     let (subject, intro, action) = match r.kind {
         Kind::Failure => (
@@ -125,7 +132,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
         r.origin
     ));
     m.push_str(&format!("Subject: {subject}\r\n"));
-    m.push_str(&format!("To: {}\r\n", r.sender));
+    m.push_str(&format!("To: {to}\r\n"));
     m.push_str("Auto-Submitted: auto-replied\r\n");
     m.push_str("MIME-Version: 1.0\r\n");
     m.push_str(&format!(

@@ -78,6 +78,12 @@ pub struct Settings {
     pub concurrency: usize,
     /// Recipients per SMTP delivery (default_destination_recipient_limit).
     pub recipient_limit: usize,
+    /// delay_warning_time; zero: no warnings.
+    pub delay_warning: Duration,
+    /// 2bounce_notice_recipient; empty: double bounces are dropped.
+    pub double_bounce_recipient: String,
+    /// double_bounce_sender (a local part of myorigin).
+    pub double_bounce_sender: String,
 }
 
 impl Settings {
@@ -96,6 +102,15 @@ impl Settings {
                 cfg.get_int(params::DEFAULT_DESTINATION_RECIPIENT_LIMIT)?,
             )
             .unwrap_or(50),
+            delay_warning: cfg.get_time(params::DELAY_WARNING_TIME)?,
+            double_bounce_recipient: cfg
+                .get_str(params::TWO_BOUNCE_NOTICE_RECIPIENT)?
+                .trim()
+                .to_string(),
+            double_bounce_sender: cfg
+                .get_str(params::DOUBLE_BOUNCE_SENDER)?
+                .trim()
+                .to_string(),
         })
     }
 }
@@ -213,6 +228,44 @@ impl Qmgr {
     /// `postqueue -f`: every deferred message is due now.
     pub fn flush(&self) {
         *self.flush.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.wake();
+    }
+
+    /// ETRN and `postqueue -s SITE`: the deferred messages with a pending
+    /// recipient in `site` (or below it) are due now.
+    pub fn flush_site(&self, site: &str) {
+        let site = site.trim().trim_end_matches('.').to_ascii_lowercase();
+        let Ok(ids) = self.queue.list(QueueName::Deferred) else {
+            return;
+        };
+        for id in ids {
+            let Ok(qf) = self.queue.read(QueueName::Deferred, &id) else {
+                continue;
+            };
+            let hit = qf.envelope.recipients.iter().any(|r| {
+                !r.done
+                    && r.address.rsplit_once('@').is_some_and(|(_, d)| {
+                        let d = d.to_ascii_lowercase();
+                        d == site || d.ends_with(&format!(".{site}"))
+                    })
+            });
+            drop(qf);
+            if hit {
+                let _ = self
+                    .queue
+                    .set_next_attempt(QueueName::Deferred, &id, SystemTime::now());
+            }
+        }
+        self.wake();
+    }
+
+    /// `postqueue -i ID`: one deferred message is due now.
+    pub fn flush_id(&self, id: &str) {
+        if let Some(id) = QueueId::parse(id) {
+            let _ = self
+                .queue
+                .set_next_attempt(QueueName::Deferred, &id, SystemTime::now());
+        }
         self.wake();
     }
 
@@ -573,6 +626,7 @@ impl Qmgr {
             }
         }
         drop(qf);
+        self.warn_delayed(&rt, id, &env, &content, &deferred);
         let _ = self.defer(id, &env, &deferred);
         Finish::Done
     }
@@ -713,7 +767,10 @@ impl Qmgr {
             .collect()
     }
 
-    /// Sends the failure notification to the sender (never to `<>`).
+    /// Sends the failure notification to the sender. A message from `<>`
+    /// that fails (a bounce that bounced) goes to 2bounce_notice_recipient
+    /// from double_bounce_sender, as Postfix's double bounce; one from the
+    /// double-bounce sender itself is discarded, so nothing loops.
     fn notify_sender(
         &self,
         rt: &Runtime,
@@ -722,19 +779,60 @@ impl Qmgr {
         content: &[u8],
         failed: &[bounce::Failed],
     ) {
-        if env.sender.is_empty() {
+        self.notify(rt, id, env, content, failed, bounce::Kind::Failure);
+    }
+
+    fn notify(
+        &self,
+        rt: &Runtime,
+        id: &QueueId,
+        env: &Envelope,
+        content: &[u8],
+        failed: &[bounce::Failed],
+        kind: bounce::Kind,
+    ) {
+        let double = format!(
+            "{}@{}",
+            rt.settings.double_bounce_sender, rt.settings.myorigin
+        );
+        let (to, from, what) = if env.sender.is_empty() {
+            if kind == bounce::Kind::Delay || rt.settings.double_bounce_recipient.is_empty() {
+                self.log(
+                    "bounce",
+                    &format!("{id}: undeliverable bounce from <>: discarded"),
+                );
+                return;
+            }
+            (
+                rt.settings.double_bounce_recipient.clone(),
+                double.clone(),
+                "postmaster non-delivery notification",
+            )
+        } else if env.sender.eq_ignore_ascii_case(&double) {
             self.log(
                 "bounce",
-                &format!("{id}: undeliverable bounce from <>: discarded"),
+                &format!("{id}: undeliverable postmaster notification discarded"),
             );
             return;
-        }
+        } else if kind == bounce::Kind::Delay {
+            (
+                env.sender.clone(),
+                String::new(),
+                "sender delay notification",
+            )
+        } else {
+            (
+                env.sender.clone(),
+                String::new(),
+                "sender non-delivery notification",
+            )
+        };
         let now = chrono::Local::now().fixed_offset();
         let arrival: chrono::DateTime<chrono::Local> = env.arrival.into();
         // The new message's ID is its file name, known only once written;
         // the notification names the original's ID, which is what matters.
         let report = bounce::Report {
-            kind: bounce::Kind::Failure,
+            kind,
             queue_id: id.as_str(),
             sender: &env.sender,
             envid: env.attr("envid"),
@@ -747,25 +845,68 @@ impl Qmgr {
             recipients: failed,
             message: content,
         };
-        let body = bounce::build(&report);
-        let mut benv = Envelope::new("", vec![Recipient::new(&env.sender)]);
+        let body = bounce::build_to(&report, &to);
+        let to = rt.resolver.canonical(&to);
+        let mut benv = Envelope::new(&from, vec![Recipient::new(&to)]);
         match rt.virtual_aliases.expand(benv.recipients.clone()) {
             Ok(r) => benv.recipients = r,
-            // Sent to the sender as written; its delivery says what failed.
+            // Sent to the address as written; its delivery says what failed.
             Err(e) => self.log("bounce", &format!("warning: {id}: {e}")),
         }
         match self.queue.enqueue(&benv, &body) {
             Ok(new_id) => {
-                self.log(
-                    "bounce",
-                    &format!("{id}: sender non-delivery notification: {new_id}"),
-                );
+                self.log("bounce", &format!("{id}: {what}: {new_id}"));
                 self.wake();
             }
             Err(e) => self.log(
                 "bounce",
-                &format!("warning: {id}: cannot queue the non-delivery notification: {e}"),
+                &format!("warning: {id}: cannot queue the {what}: {e}"),
             ),
+        }
+    }
+
+    /// delay_warning_time: once a message has waited that long, its sender
+    /// hears which recipients are still deferred (those whose NOTIFY asks
+    /// for it; no NOTIFY counts as FAILURE,DELAY), once.
+    fn warn_delayed(
+        &self,
+        rt: &Runtime,
+        id: &QueueId,
+        env: &Envelope,
+        content: &[u8],
+        deferred: &[(String, String)],
+    ) {
+        let after = rt.settings.delay_warning;
+        if after.is_zero() || env.arrival.elapsed().unwrap_or_default() < after {
+            return;
+        }
+        let mark = self.queue.warn_mark(id);
+        if mark.exists() {
+            return;
+        }
+        let delayed: Vec<bounce::Failed> = deferred
+            .iter()
+            .filter_map(|(address, why)| {
+                let r = env.recipients.iter().find(|r| r.address == *address)?;
+                let wants = match &r.notify {
+                    None => true,
+                    Some(n) => n.split(',').any(|w| w.trim().eq_ignore_ascii_case("DELAY")),
+                };
+                wants.then(|| bounce::Failed {
+                    address: address.clone(),
+                    original: r.orcpt.clone().unwrap_or_else(|| r.original.clone()),
+                    status: "4.4.7".into(),
+                    diagnostic: why.clone(),
+                    remote: None,
+                })
+            })
+            .collect();
+        if let Some(dir) = mark.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&mark, b"");
+        if !delayed.is_empty() {
+            self.notify(rt, id, env, content, &delayed, bounce::Kind::Delay);
         }
     }
 

@@ -354,6 +354,14 @@ impl Daemon {
                 self.qmgr.flush();
                 "ok".into()
             }
+            c if c.starts_with("flush-site ") => {
+                self.qmgr.flush_site(c["flush-site ".len()..].trim());
+                "ok".into()
+            }
+            c if c.starts_with("flush-id ") => {
+                self.qmgr.flush_id(c["flush-id ".len()..].trim());
+                "ok".into()
+            }
             "reload" => match self.reload() {
                 Ok(()) => "ok".into(),
                 Err(e) => format!("error {e}"),
@@ -633,10 +641,10 @@ pub fn serve_stdio(config_dir: Option<&Path>) -> Result<(), StartError> {
         log,
         notify: Arc::new(move |n| {
             let word = match n {
-                session::Notice::Queued(_) => "wake",
-                session::Notice::Flush => "flush",
+                session::Notice::Queued(_) => "wake".to_string(),
+                session::Notice::Flush(site) => format!("flush-site {site}"),
             };
-            let _ = crate::ctl::request(&qd, word);
+            let _ = crate::ctl::request(&qd, &word);
         }),
     });
     let rt = tokio::runtime::Builder::new_current_thread()

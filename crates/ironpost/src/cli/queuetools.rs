@@ -5,8 +5,9 @@
 //!   on hold, the deferral reason in parentheses, one recipient a line,
 //!   `-- N Kbytes in M Requests.` or `Mail queue is empty`).
 //! - `postqueue -j`: the same as JSON, one message per line (Postfix 3.1).
-//! - `postqueue -f` (and `-i ID`, `-s SITE`, which flush everything here):
-//!   asks the daemon over the control socket to retry deferred mail now.
+//! - `postqueue -f`, `-s SITE`, `-i ID`: asks the daemon over the control
+//!   socket to retry deferred mail now: all of it, the messages with a
+//!   recipient in that domain, or one message.
 //! - `postsuper -d ID|ALL|-`, `-h` (hold), `-H` (release), `-r` (requeue),
 //!   optionally limited to named queues; messages on stderr as Postfix's
 //!   (`postsuper: ID: removed`, `postsuper: Deleted: 2 messages`).
@@ -272,10 +273,21 @@ pub fn run_postqueue(args: &[String]) -> CmdResult {
     if p.has('j') {
         return list(p.value('c'), true);
     }
-    // -f, and -i/-s, which ironpost serves with a flush of the whole queue.
+    // -f: everything deferred; -s SITE: mail for that domain; -i ID: one
+    // message.
     let cfg = load_config(p.value('c'))?;
     let dir = PathBuf::from(cfg.get_str(params::QUEUE_DIRECTORY)?.trim());
-    match ctl::request(&dir, "flush") {
+    let request = if let Some(site) = p.value('s') {
+        format!(
+            "flush-site {}",
+            site.trim_start_matches('@').to_ascii_lowercase()
+        )
+    } else if let Some(id) = p.value('i') {
+        format!("flush-id {id}")
+    } else {
+        "flush".to_string()
+    };
+    match ctl::request(&dir, &request) {
         Ok(reply) if reply == "ok" || reply.starts_with("ok ") => Ok(ExitCode::SUCCESS),
         Ok(reply) => Err(Fatal(format!(
             "Cannot flush mail queue: {}",

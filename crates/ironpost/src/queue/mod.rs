@@ -362,7 +362,13 @@ impl Queue {
             fs::remove_file(&path)?;
         }
         let _ = fs::remove_file(self.defer_log(id));
+        let _ = fs::remove_file(self.warn_mark(id));
         Ok(())
+    }
+
+    /// Present once the delay warning of a message was sent.
+    pub fn warn_mark(&self, id: &QueueId) -> PathBuf {
+        self.root.join("defer").join(format!("{id}.warned"))
     }
 
     /// The file with the reasons for deferred recipients (for mailq).

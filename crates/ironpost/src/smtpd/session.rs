@@ -320,8 +320,8 @@ impl Smtpd {
 pub enum Notice {
     /// A message was queued in `incoming/`.
     Queued(crate::queue::QueueId),
-    /// ETRN: deferred mail is due now.
-    Flush,
+    /// ETRN: deferred mail for this site is due now.
+    Flush(String),
 }
 
 /// What every session shares: the queue, the log, and the way to reach
@@ -340,7 +340,7 @@ impl Shared {
             log,
             notify: Arc::new(move |n| match n {
                 Notice::Queued(id) => qmgr.submit(id),
-                Notice::Flush => qmgr.flush(),
+                Notice::Flush(site) => qmgr.flush_site(&site),
             }),
         }
     }
@@ -1214,7 +1214,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let domain = arg.trim_start_matches(['@', '#']).to_ascii_lowercase();
         match self.smtpd.settings.fast_flush_domains.matches(&domain) {
             Ok(true) => {
-                (self.shared.notify)(Notice::Flush);
+                (self.shared.notify)(Notice::Flush(domain.clone()));
                 Reply::new(250, "2.0.0", "Queuing started")
             }
             _ => Reply::plain(459, format!("<{arg}>: service unavailable")),
