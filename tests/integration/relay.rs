@@ -770,3 +770,114 @@ fn delay_warnings_double_bounces_and_site_flushes() {
         "{m}"
     );
 }
+
+#[test]
+fn tls_policies_and_a_message_to_three_domains() {
+    let port = shared_port(&[2, 3]);
+    let dns = DnsServer::start(
+        "b.test MX 10 mx.b.test\nmx.b.test A 127.0.0.3\nmail.b.test A 127.0.0.3\n",
+    );
+    let c = common(&dns);
+    let mut b = host(3, port, "b.test", &c);
+    b.start();
+    let plain = Peer::start(ip(1), Script::normal(&["PIPELINING"]));
+    let fine = Peer::start(ip(1), Script::normal(&["PIPELINING"]));
+    // b.test over TLS verified against B's own (self-signed) certificate,
+    // for the name in it; plain.peer.test must encrypt but cannot.
+    let a_cf = |ca: &str| {
+        format!(
+            "mynetworks = 127.0.0.1/32\n{c}\
+             transport_maps = inline:{{ b.test=smtp:[mail.b.test]:{port}, plain.peer.test=smtp:[127.0.0.1]:{}, \
+             fine.peer.test=smtp:[127.0.0.1]:{} }}\n\
+             smtp_tls_policy_maps = inline:{{ [mail.b.test]:{port}=verify, [127.0.0.1]:{}=encrypt }}\n\
+             smtp_tls_CAfile = {ca}\n",
+            plain.port, fine.port, plain.port
+        )
+    };
+    let mut a = host(
+        2,
+        port,
+        "a.test",
+        &a_cf(&b.etc().join("tls/cert.pem").display().to_string()),
+    );
+    a.start();
+    let id = submit(
+        &a,
+        "jerry@a.test",
+        &["jerry@b.test", "x@plain.peer.test", "y@fine.peer.test"],
+        "Subject: three domains\r\n\r\nhello\r\n",
+    );
+    let log = a.wait_log(&format!("{id}: to=<x@plain.peer.test>"));
+    a.wait_log(&format!("{id}: to=<y@fine.peer.test>"));
+    let log = a.wait_log(&format!("{id}: to=<jerry@b.test>")) + &log;
+    assert!(
+        log.contains(&format!(
+            "Verified TLS connection established to mail.b.test[127.0.0.3]:{port}: TLSv1.3 with cipher "
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "to=<x@plain.peer.test>, relay=127.0.0.1[127.0.0.1]:{}, delay=",
+            plain.port
+        )) && log.contains("dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.0.0.1[127.0.0.1])"),
+        "{log}"
+    );
+    assert!(
+        !plain.transcript().contains("MAIL FROM"),
+        "{}",
+        plain.transcript()
+    );
+    wait_message(&b, "jerry", "Subject: three domains");
+    // The retry is for the third domain only.
+    flush(&a);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a
+        .maillog()
+        .matches(&format!("{id}: to=<x@plain.peer.test>"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{}", a.maillog());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = a.maillog();
+    assert_eq!(
+        log.matches(&format!("{id}: to=<jerry@b.test>")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches(&format!("{id}: to=<y@fine.peer.test>")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        messages_with(&b, "jerry", "Subject: three domains").len(),
+        1
+    );
+    assert_eq!(fine.transcript().matches("RCPT TO:").count(), 1);
+
+    // verify with a CA that did not sign B's certificate: not sent.
+    let mut a2 = host(
+        4,
+        port,
+        "c.test",
+        &a_cf(&a.etc().join("tls/cert.pem").display().to_string()),
+    );
+    a2.start();
+    let id = submit(
+        &a2,
+        "jerry@c.test",
+        &["jerry@b.test"],
+        "Subject: unverified\r\n\r\nx\r\n",
+    );
+    let log = a2.wait_log(&format!("{id}: to=<jerry@b.test>"));
+    assert!(
+        log.contains(&format!(
+            "dsn=4.7.5, status=deferred (Server certificate not verified: mail.b.test[127.0.0.3]: "
+        )),
+        "{log}"
+    );
+    assert!(messages_with(&b, "jerry", "Subject: unverified").is_empty());
+}

@@ -475,7 +475,9 @@ impl Qmgr {
         let mut finished: Vec<usize> = Vec::new();
         // Every pending recipient's result: local and virtual ones one by
         // one, remote ones per next hop in SMTP transactions.
-        let mut results: Vec<(usize, Delivered, Duration)> = Vec::with_capacity(pending.len());
+        // (recipient, result, time taken, connection setup time of SMTP).
+        let mut results: Vec<(usize, Delivered, Duration, Duration)> =
+            Vec::with_capacity(pending.len());
         let mut remote: Vec<(String, Nexthop, Vec<usize>)> = Vec::new();
         for &i in &pending {
             let r = &env.recipients[i];
@@ -498,14 +500,15 @@ impl Qmgr {
                         forward: Vec::new(),
                     },
                     Duration::ZERO,
+                    Duration::ZERO,
                 ));
                 continue;
             }
             match self.route(&rt, &env, r) {
-                Route::Now(d) => results.push((i, d, started.elapsed())),
+                Route::Now(d) => results.push((i, d, started.elapsed(), Duration::ZERO)),
                 Route::Deliver(t) => {
                     let d = self.deliver_recipient(&rt, &msg, r, &t);
-                    results.push((i, d, started.elapsed()));
+                    results.push((i, d, started.elapsed(), Duration::ZERO));
                 }
                 Route::Smtp(name, hop) => {
                     match remote.iter_mut().find(|(n, h, _)| *n == name && *h == hop) {
@@ -517,6 +520,7 @@ impl Qmgr {
         }
         let limit = rt.settings.recipient_limit.max(1);
         for (name, hop, list) in &remote {
+            let log = |text: &str| self.log(name, text);
             for chunk in list.chunks(limit) {
                 let started = Instant::now();
                 let job = crate::smtp::Job {
@@ -525,9 +529,15 @@ impl Qmgr {
                     recipients: chunk.iter().map(|&i| &env.recipients[i]).collect(),
                     nexthop: hop,
                     transport: name,
+                    transaction_start: std::cell::Cell::new(None),
+                    log: &log,
                 };
                 let outcomes = rt.smtp.deliver(&job);
                 let elapsed = started.elapsed();
+                let setup = job
+                    .transaction_start
+                    .get()
+                    .map_or(elapsed, |t| t.duration_since(started));
                 for (&i, o) in chunk.iter().zip(outcomes) {
                     results.push((
                         i,
@@ -536,11 +546,12 @@ impl Qmgr {
                             forward: Vec::new(),
                         },
                         elapsed,
+                        setup,
                     ));
                 }
             }
         }
-        for (i, result, elapsed) in results {
+        for (i, result, elapsed, setup) in results {
             let r = &env.recipients[i];
             let mut any_deferred = false;
             let mut outcomes = result.outcomes;
@@ -558,6 +569,8 @@ impl Qmgr {
                     .unwrap_or_default();
                 let total = env.arrival.elapsed().unwrap_or_default();
                 let b = total.saturating_sub(a).saturating_sub(elapsed);
+                // c: connection setup (SMTP), d: the delivery itself.
+                let (c, d) = (setup, elapsed.saturating_sub(setup));
                 let status = match o.status {
                     Status::Sent => "sent",
                     Status::Deferred => "deferred",
@@ -567,13 +580,14 @@ impl Qmgr {
                 self.log(
                     o.relay_program(),
                     &format!(
-                        "{id}: to=<{}>{orig}, relay={}, delay={}, delays={}/{}/0/{}, dsn={}, status={status} ({})",
+                        "{id}: to=<{}>{orig}, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={status} ({})",
                         o.to,
                         o.relay,
                         format_delay(total),
                         format_delay(a),
                         format_delay(b),
-                        format_delay(elapsed),
+                        format_delay(c),
+                        format_delay(d),
                         o.dsn,
                         o.text
                     ),

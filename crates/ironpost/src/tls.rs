@@ -104,7 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 }
 
 /// OpenSSL's name of a cipher suite (which Postfix logs), and its key size.
-fn cipher_name(suite: rustls::CipherSuite) -> (String, u32) {
+pub fn cipher_name(suite: rustls::CipherSuite) -> (String, u32) {
     use rustls::CipherSuite as C;
     let (name, bits) = match suite {
         C::TLS13_AES_256_GCM_SHA384 => ("TLS_AES_256_GCM_SHA384", 256),

@@ -280,12 +280,14 @@ impl Client {
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
             _ => "TLS",
         };
-        let cipher = tls
+        let (cipher, bits) = tls
             .conn
             .negotiated_cipher_suite()
-            .map(|c| format!("{:?}", c.suite()))
+            .map(|c| crate::tls::cipher_name(c.suite()))
             .unwrap_or_default();
-        self.tls = Some(format!("{version} with cipher {cipher}"));
+        self.tls = Some(format!(
+            "{version} with cipher {cipher} ({bits}/{bits} bits)"
+        ));
         self.io = BufReader::new(Stream::Tls(Box::new(tls)));
         self.ext = Extensions::default();
         Ok(self)

@@ -163,6 +163,12 @@ pub struct Job<'a> {
     pub nexthop: &'a Nexthop,
     /// The transport's name (`smtp`, `relay`): the log's program name.
     pub transport: &'a str,
+    /// When the transaction (MAIL FROM) began: what came before is the
+    /// connection setup (DNS, connect, greeting, EHLO, TLS), Postfix's `c`
+    /// in `delays=a/b/c/d`; set by the delivery.
+    pub transaction_start: std::cell::Cell<Option<Instant>>,
+    /// Writes a line to the mail log as the transport (TLS sessions).
+    pub log: &'a dyn Fn(&str),
 }
 
 /// A failure that applies to every recipient not yet finished.
@@ -629,15 +635,40 @@ impl SmtpAgent {
                             c.host.clone()
                         };
                         c = match c.start_tls(config, &name, s.starttls_timeout) {
-                            Ok(c) => c,
+                            Ok(c) => {
+                                // Postfix's words: Verified when the
+                                // certificate was checked, else Anonymous.
+                                let trust = if matches!(level, Level::Verify | Level::Secure) {
+                                    "Verified"
+                                } else {
+                                    "Anonymous"
+                                };
+                                (job.log)(&format!(
+                                    "{trust} TLS connection established to {}: {}",
+                                    c.relay,
+                                    c.tls.as_deref().unwrap_or("TLS")
+                                ));
+                                c
+                            }
                             Err(why) => {
-                                let f = Failure {
-                                    dsn: "4.7.5".into(),
-                                    text: format!(
+                                let text = if matches!(level, Level::Verify | Level::Secure)
+                                    && why.contains("certificate")
+                                {
+                                    format!(
+                                        "Server certificate not verified: {}[{}]: {why}",
+                                        t.host,
+                                        t.addr.ip()
+                                    )
+                                } else {
+                                    format!(
                                         "Cannot start TLS: handshake failure with {}[{}]: {why}",
                                         t.host,
                                         t.addr.ip()
-                                    ),
+                                    )
+                                };
+                                let f = Failure {
+                                    dsn: "4.7.5".into(),
+                                    text,
                                     relay: format!("{}[{}]:{}", t.host, t.addr.ip(), t.addr.port()),
                                     remote: None,
                                 };
@@ -743,6 +774,9 @@ impl SmtpAgent {
     /// MAIL, RCPT, DATA (or BDAT) on a greeted connection.
     fn transaction(&self, mut c: Client, job: &Job<'_>) -> Session {
         let s = &self.s;
+        if job.transaction_start.get().is_none() {
+            job.transaction_start.set(Some(Instant::now()));
+        }
         let env = job.env;
         let mut content = std::borrow::Cow::Borrowed(job.msg.content);
         let eight = is_8bit(&content);
