@@ -15,4 +15,5 @@ mod relay;
 mod smtp;
 mod smtp_auth;
 mod smtp_tls;
+mod smtpd_dns;
 mod tables_vs_postfix;

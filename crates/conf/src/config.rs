@@ -435,6 +435,9 @@ impl Config {
             if !known && !used.contains(&e.name) {
                 out.push(format!("{path}: unused parameter: {}={}", e.name, e.value));
             }
+            if params::TEMPLATES.contains(&e.name.as_str()) {
+                continue;
+            }
             for name in expand::referenced_names(&e.value) {
                 if self.raw(&name).is_none() && !undefined.contains(&name) {
                     undefined.push(name);

@@ -69,6 +69,11 @@ pub struct Param {
     pub doc: &'static str,
 }
 
+/// Parameters whose value is a template of attributes (`$rbl_code`,
+/// `$client_address`, ...) that the program expands itself: their `$names`
+/// are not parameters, and postconf does not call them undefined.
+pub const TEMPLATES: &[&str] = &["default_rbl_reply"];
+
 /// The default configuration directory.
 pub const DEFAULT_CONFIG_DIRECTORY: &str = "/etc/ironpost";
 
@@ -143,6 +148,8 @@ params! {
         "The account that commands and files named in aliases run as.";
     DEFAULT_PROCESS_LIMIT = "default_process_limit", Kind::Int { min: 1, max: i64::MAX }, T("100"),
         "The most simultaneous sessions of a service when its master.cf maxproc field is -.";
+    DEFAULT_RBL_REPLY = "default_rbl_reply", Kind::Str, T("$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}"),
+        "The reply template of reject_rbl_client and reject_rhsbl_*, with $rbl_code, $rbl_class, $rbl_what, $rbl_domain, $rbl_reason, $client_address and more (not main.cf parameters).";
     DEFAULT_TRANSPORT = "default_transport", Kind::Str, T("smtp"),
         "The transport for recipients in no local, virtual or relay domain (transport:nexthop).";
     DEFER_CODE = "defer_code", Kind::Int { min: 400, max: 499 }, T("450"),
@@ -191,6 +198,8 @@ params! {
         "The version of ironpost.";
     MAILLOG_FILE = "maillog_file", Kind::Path, T("/var/log/ironpost/maillog"),
         "The mail log file, in Postfix's line format; empty means standard error.";
+    MAPS_RBL_REJECT_CODE = "maps_rbl_reject_code", Kind::Int { min: 400, max: 599 }, T("554"),
+        "The SMTP reply code ($rbl_code) when reject_rbl_client or a reject_rhsbl_* restriction finds a listing.";
     MAXIMAL_BACKOFF_TIME = "maximal_backoff_time", Kind::Time { unit: 's' }, T("4000s"),
         "The longest wait between two delivery attempts of a deferred message.";
     MAXIMAL_QUEUE_LIFETIME = "maximal_queue_lifetime", Kind::Time { unit: 'd' }, T("5d"),
@@ -226,10 +235,14 @@ params! {
         "The directory of the mail queue.";
     QUEUE_RUN_DELAY = "queue_run_delay", Kind::Time { unit: 's' }, T("300s"),
         "How often the deferred queue is scanned for messages due for another attempt.";
+    RBL_REPLY_MAPS = "rbl_reply_maps", Kind::Maps, T(""),
+        "Tables of reply templates by DNS blocklist domain (as default_rbl_reply) for reject_rbl_client and reject_rhsbl_*.";
     RECIPIENT_DELIMITER = "recipient_delimiter", Kind::Str, T(""),
         "The characters that separate a user name from an address extension, as in user+foo.";
     REJECT_CODE = "reject_code", Kind::Int { min: 400, max: 599 }, T("554"),
         "The SMTP reply code for the reject restriction.";
+    REJECT_TEMPFAIL_ACTION = "reject_tempfail_action", Kind::Enum(&["defer_if_permit", "defer"]), T("defer_if_permit"),
+        "What a reject-type restriction does when a lookup fails temporarily: defer_if_permit (defer only if the mail would be accepted) or defer (at once).";
     RELAY_DOMAINS = "relay_domains", Kind::List, T(""),
         "Remote domains this server accepts mail for and relays.";
     RELAY_DOMAINS_REJECT_CODE = "relay_domains_reject_code", Kind::Int { min: 400, max: 599 }, T("554"),
@@ -312,6 +325,8 @@ params! {
         "Require HELO or EHLO before MAIL FROM.";
     SMTPD_HELO_RESTRICTIONS = "smtpd_helo_restrictions", Kind::List, T(""),
         "Restrictions on the HELO/EHLO name, checked at RCPT time.";
+    SMTPD_PEERNAME_LOOKUP = "smtpd_peername_lookup", Kind::Bool, T("yes"),
+        "Look up the client's host name (PTR) and verify that it resolves back to the client address; else the client is unknown.";
     SMTPD_RECIPIENT_LIMIT = "smtpd_recipient_limit", Kind::Int { min: 1, max: i64::MAX }, T("1000"),
         "The most recipients the SMTP server accepts for one message.";
     SMTPD_RECIPIENT_RESTRICTIONS = "smtpd_recipient_restrictions", Kind::List, T(""),
@@ -354,6 +369,16 @@ params! {
         "The name before the program in mail log lines (ironpost/smtpd); master.cf may set it per service.";
     TRANSPORT_MAPS = "transport_maps", Kind::Maps, T(""),
         "Tables of transport:nexthop by recipient address or domain (transport(5)).";
+    UNKNOWN_ADDRESS_REJECT_CODE = "unknown_address_reject_code", Kind::Int { min: 400, max: 599 }, T("450"),
+        "The SMTP reply code when reject_unknown_sender_domain or reject_unknown_recipient_domain finds no MX and no address for the domain.";
+    UNKNOWN_ADDRESS_TEMPFAIL_ACTION = "unknown_address_tempfail_action", Kind::Enum(&["defer_if_permit", "defer"]), T("$reject_tempfail_action"),
+        "What reject_unknown_sender_domain and reject_unknown_recipient_domain do when the DNS fails temporarily.";
+    UNKNOWN_CLIENT_REJECT_CODE = "unknown_client_reject_code", Kind::Int { min: 400, max: 599 }, T("450"),
+        "The SMTP reply code of reject_unknown_client_hostname and reject_unknown_reverse_client_hostname (always 450 when the lookup failed temporarily).";
+    UNKNOWN_HELO_HOSTNAME_TEMPFAIL_ACTION = "unknown_helo_hostname_tempfail_action", Kind::Enum(&["defer_if_permit", "defer"]), T("$reject_tempfail_action"),
+        "What reject_unknown_helo_hostname does when the DNS fails temporarily.";
+    UNKNOWN_HOSTNAME_REJECT_CODE = "unknown_hostname_reject_code", Kind::Int { min: 400, max: 599 }, T("450"),
+        "The SMTP reply code when reject_unknown_helo_hostname finds no A, AAAA or MX record for the HELO name.";
     UNKNOWN_LOCAL_RECIPIENT_REJECT_CODE = "unknown_local_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),
         "The SMTP reply code for a recipient in a local domain that does not exist.";
     UNKNOWN_RELAY_RECIPIENT_REJECT_CODE = "unknown_relay_recipient_reject_code", Kind::Int { min: 400, max: 599 }, T("550"),

@@ -170,6 +170,7 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
     let host = crate::host::facts();
     let host_ips: Vec<IpAddr> = host.interfaces.iter().map(|(ip, _)| *ip).collect();
     let resolver = Arc::new(Resolver::from_config(cfg, &ctx, &host_ips)?);
+    let dns = crate::dns::Dns::from_config(cfg)?;
     let agents = Agents::from_config(cfg, &ctx, resolver.clone())?;
     let virtual_aliases = Arc::new(crate::virtual_alias::VirtualAliases::from_config(
         cfg,
@@ -209,12 +210,21 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
                 }),
             );
         }
-        let r = if l.overrides.is_empty() {
-            resolver.clone()
+        let (r, d) = if l.overrides.is_empty() {
+            (resolver.clone(), dns.clone())
         } else {
-            Arc::new(Resolver::from_config(&c, &ctx, &host_ips)?)
+            (
+                Arc::new(Resolver::from_config(&c, &ctx, &host_ips)?),
+                crate::dns::Dns::from_config(&c)?,
+            )
         };
-        smtpd.push(Arc::new(Smtpd::from_config(&c, &ctx, r, host_ips.clone())?));
+        smtpd.push(Arc::new(Smtpd::from_config(
+            &c,
+            &ctx,
+            r,
+            host_ips.clone(),
+            d,
+        )?));
     }
     Ok(Built {
         runtime,
@@ -634,7 +644,8 @@ pub fn serve_stdio(config_dir: Option<&Path>) -> Result<(), StartError> {
     let host = crate::host::facts();
     let host_ips: Vec<IpAddr> = host.interfaces.iter().map(|(ip, _)| *ip).collect();
     let resolver = Arc::new(Resolver::from_config(&cfg, &ctx, &host_ips)?);
-    let smtpd = Arc::new(Smtpd::from_config(&cfg, &ctx, resolver, host_ips)?);
+    let dns = crate::dns::Dns::from_config(&cfg)?;
+    let smtpd = Arc::new(Smtpd::from_config(&cfg, &ctx, resolver, host_ips, dns)?);
     let qd = queue_dir.clone();
     let shared = Arc::new(Shared {
         queue,
@@ -653,7 +664,7 @@ pub fn serve_stdio(config_dir: Option<&Path>) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
         let io = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
-        session::run(io, IpAddr::from([127, 0, 0, 1]), smtpd, shared).await;
+        session::run_local(io, smtpd, shared).await;
     });
     Ok(())
 }

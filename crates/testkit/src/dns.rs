@@ -19,7 +19,11 @@
 //! www.example.com   CNAME mx1.example.com
 //! broken.example    SERVFAIL                     # every query: SERVFAIL
 //! silent.example    TIMEOUT                      # never answered
+//! *                 SERVFAIL                     # every other name too
 //! ```
+//!
+//! `*` stands for every name that the zone does not list (nor lists names
+//! below): with SERVFAIL or TIMEOUT it is the answer to everything else.
 //!
 //! Every record has TTL 0. Answers are authoritative (AA). A name with
 //! records of other types only, or with names below it only, answers
@@ -134,6 +138,15 @@ struct Zone {
     names: HashSet<String>,
     servfail: HashSet<String>,
     silent: HashSet<String>,
+    /// `* SERVFAIL` / `* TIMEOUT`: the answer to names not in the zone.
+    otherwise: Option<Failure>,
+}
+
+/// The answer of `* SERVFAIL` and `* TIMEOUT`.
+#[derive(Clone, Copy)]
+enum Failure {
+    Silent,
+    ServFail,
 }
 
 /// What a query gets.
@@ -159,6 +172,14 @@ impl Zone {
             let Some((owner, _)) = words.first() else {
                 continue;
             };
+            if owner == "*" {
+                zone.otherwise = match words.get(1).map(|(w, _)| w.to_ascii_uppercase()) {
+                    Some(w) if w == "SERVFAIL" && words.len() == 2 => Some(Failure::ServFail),
+                    Some(w) if w == "TIMEOUT" && words.len() == 2 => Some(Failure::Silent),
+                    _ => bad("* takes SERVFAIL or TIMEOUT only"),
+                };
+                continue;
+            }
             let name = match owner.parse::<IpAddr>() {
                 Ok(ip) => Name::from(ip),
                 Err(_) => parse_name(owner).unwrap_or_else(|| bad("bad name")),
@@ -267,7 +288,11 @@ impl Zone {
         }
         let code = match self.names.contains(&name) {
             true => ResponseCode::NoError,
-            false => ResponseCode::NXDomain,
+            false => match (self.otherwise, answers.is_empty()) {
+                (Some(Failure::ServFail), true) => return Answer::ServFail,
+                (Some(Failure::Silent), true) => return Answer::Silent,
+                _ => ResponseCode::NXDomain,
+            },
         };
         Answer::Records(code, answers)
     }
@@ -533,6 +558,21 @@ mod tests {
             .send_to(&query.to_vec().unwrap(), server.addr)
             .unwrap();
         assert!(socket.recv(&mut [0u8; 512]).is_err());
+    }
+
+    #[test]
+    fn a_default_failure_for_every_other_name() {
+        let server = DnsServer::start("* SERVFAIL\nhost.example A 192.0.2.1\n");
+        let m = udp(&server, "host.example.", RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.answers.len(), 1);
+        // A name above a listed one exists (NODATA), as without `*`.
+        let m = udp(&server, "example.", RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        for name in ["other.example.", "1.0.0.127.in-addr.arpa."] {
+            let m = udp(&server, name, RecordType::PTR);
+            assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{name}");
+        }
     }
 
     #[test]

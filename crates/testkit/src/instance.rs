@@ -24,6 +24,9 @@ pub struct Instance {
     child: Option<Child>,
     pub domain: String,
     pub user: String,
+    /// The DNS server of `dns_nameservers` unless the test names its own:
+    /// it answers every query with SERVFAIL.
+    _dns: crate::dns::DnsServer,
 }
 
 /// A UDP port nobody listens on right now.
@@ -111,20 +114,19 @@ impl Instance {
             .replace("127.0.0.1:10587 ", &format!("{ip}:{submission_port} "))
             .replace("127.0.0.1:10465 ", &format!("{ip}:{smtps_port} "));
         std::fs::write(root.join("etc/master.cf"), master).unwrap();
+        // Tests never ask the machine's DNS: by default a server that
+        // answers every query with SERVFAIL, at once (loopback clients are
+        // then `localhost`, and mail to other domains is deferred) unless a
+        // test says where to send it (relayhost, or dns_nameservers of its
+        // own). A server that never answered would cost each connection
+        // the client name lookup's timeout.
+        let dns = crate::dns::DnsServer::start("* SERVFAIL");
         {
-            // Tests never ask the machine's DNS: nothing answers here, so
-            // mail to other domains is deferred unless a test says where
-            // to send it (relayhost, or dns_nameservers of its own).
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
                 .open(root.join("etc/main.cf"))
                 .unwrap();
-            writeln!(
-                f,
-                "dns_nameservers = 127.0.0.1:{}\ndns_timeout = 1s",
-                free_udp_port()
-            )
-            .unwrap();
+            writeln!(f, "dns_nameservers = {}\ndns_timeout = 1s", dns.addr).unwrap();
         }
         if !main_cf.is_empty() {
             let mut f = std::fs::OpenOptions::new()
@@ -143,6 +145,7 @@ impl Instance {
             child: None,
             domain: domain.into(),
             user: "jerry".into(),
+            _dns: dns,
         }
     }
 
@@ -244,6 +247,20 @@ impl Instance {
     /// A new SMTP connection, greeting read.
     pub fn connect(&self) -> Smtp {
         let mut s = Smtp::connect_to(self.ip, self.port);
+        let greeting = s.read_reply();
+        assert!(
+            greeting.starts_with("220 "),
+            "greeting: {greeting:?} ({})\n{}",
+            s.last_error.as_deref().unwrap_or("no read error"),
+            self.diagnostics()
+        );
+        s
+    }
+
+    /// A new SMTP connection from the local address `source` (127.0.0.3,
+    /// ...: a client host of its own), greeting read.
+    pub fn connect_from(&self, source: std::net::IpAddr) -> Smtp {
+        let mut s = Smtp::connect_from(source, self.ip, self.port);
         let greeting = s.read_reply();
         assert!(
             greeting.starts_with("220 "),
@@ -373,6 +390,39 @@ impl Smtp {
         Smtp::try_connect_to(ip, port).expect("connect")
     }
 
+    /// A connection to `ip:port` from the local address `source` (std
+    /// cannot bind a stream before connecting; tokio's socket can).
+    pub fn connect_from(source: std::net::IpAddr, ip: std::net::IpAddr, port: u16) -> Smtp {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime to connect");
+        let stream = rt
+            .block_on(async {
+                let socket = match source {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+                }?;
+                socket.bind(std::net::SocketAddr::new(source, 0))?;
+                socket.connect(std::net::SocketAddr::new(ip, port)).await
+            })
+            .and_then(|s| s.into_std())
+            .unwrap_or_else(|e| panic!("connect from {source} to {ip}:{port}: {e}"));
+        stream.set_nonblocking(false).unwrap();
+        Smtp::from_stream(stream)
+    }
+
+    fn from_stream(stream: TcpStream) -> Smtp {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Smtp {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+            last_error: None,
+        }
+    }
+
     /// Like [`Smtp::connect`], `None` when nobody listens.
     pub fn try_connect(port: u16) -> Option<Smtp> {
         Smtp::try_connect_to(std::net::IpAddr::from([127, 0, 0, 1]), port)
@@ -381,14 +431,7 @@ impl Smtp {
     /// Like [`Smtp::connect_to`], `None` when nobody listens.
     pub fn try_connect_to(ip: std::net::IpAddr, port: u16) -> Option<Smtp> {
         let stream = TcpStream::connect((ip, port)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        Some(Smtp {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            stream,
-            last_error: None,
-        })
+        Some(Smtp::from_stream(stream))
     }
 
     /// Sends bytes as they are.

@@ -7,6 +7,16 @@
 //! Replies are buffered and written when the client has nothing more
 //! pipelined, so a client may send a whole transaction in one write
 //! (RFC 2920).
+//!
+//! Before the greeting the client's host name is looked up
+//! (smtpd_peername_lookup, [`super::peer`]). That lookup blocks on the DNS
+//! (a PTR query, then the forward queries: each at most twice
+//! dns_timeout), so it runs on a blocking thread (`spawn_blocking`) and
+//! holds no tokio worker meanwhile, whatever the runtime; other sessions
+//! go on. The restrictions' lookups later run inline through
+//! [`crate::dns::Dns`], which steps aside with `block_in_place`.
+//! `sendmail -bs` ([`run_local`]) looks nothing up: its client is
+//! `localhost[127.0.0.1]`, as in Postfix's stand-alone mode.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -25,9 +35,11 @@ use ironpost_proto::sasl::scram::{ScramHash, ScramKeys, ScramServer};
 use ironpost_proto::sasl::{self, Mechanism, SaslError, plain};
 
 use super::check::{Actions, Facts, Policy, Verdict};
+use super::peer::{self, ClientNames, NameStatus};
 use crate::auth::system::{Check, Identity, SystemAuth};
 use crate::auth::throttle::{Limits, Throttle};
 use crate::cleanup::{self, Origin, ReceivedFrom};
+use crate::dns::Dns;
 use crate::maillog::MailLog;
 use crate::maps::MapContext;
 use crate::maps::lists::DomainList;
@@ -63,6 +75,8 @@ pub struct Settings {
     pub hopcount_limit: usize,
     pub connection_count_limit: usize,
     pub fast_flush_domains: DomainList,
+    /// smtpd_peername_lookup.
+    pub peername_lookup: bool,
 }
 
 /// SMTP AUTH (RFC 4954) settings, when smtpd_sasl_auth_enable = yes.
@@ -128,6 +142,7 @@ impl Smtpd {
         ctx: &MapContext,
         resolver: Arc<Resolver>,
         own_addresses: Vec<IpAddr>,
+        dns: Dns,
     ) -> Result<Smtpd, ConfError> {
         let s = |p| -> Result<String, ConfError> { Ok(cfg.get_str(p)?.trim().to_string()) };
         let fast_flush_value = cfg.get_str(params::FAST_FLUSH_DOMAINS)?;
@@ -170,8 +185,9 @@ impl Smtpd {
             connection_count_limit: cfg.get_int(params::SMTPD_CLIENT_CONNECTION_COUNT_LIMIT)?
                 as usize,
             fast_flush_domains,
+            peername_lookup: cfg.get_bool(params::SMTPD_PEERNAME_LOOKUP)?,
         };
-        let policy = Policy::from_config(cfg, ctx, resolver.clone(), own_addresses)?;
+        let policy = Policy::from_config(cfg, ctx, resolver.clone(), own_addresses, dns)?;
         let sasl = if cfg.get_bool(params::SMTPD_SASL_AUTH_ENABLE)? {
             let trusted_value = cfg.get_str(params::LOGIN_TRUSTED_NETWORKS)?;
             let trusted = NetworkList::new(&trusted_value, ctx).map_err(|m| {
@@ -413,9 +429,10 @@ impl Counters {
     }
 }
 
-/// The client's name as Postfix shows it: `localhost` for the loopback
-/// addresses, else `unknown` (host names from DNS come with the DNS
-/// module).
+/// A client's name before (or without) a lookup: `localhost` for the
+/// loopback addresses, else `unknown`. Sessions look the name up
+/// ([`super::peer`]); this is for messages about connections that get no
+/// session.
 pub fn client_name(addr: IpAddr) -> String {
     if addr.is_loopback() {
         "localhost".to_string()
@@ -431,7 +448,9 @@ struct Session<'a, S> {
     smtpd: &'a Smtpd,
     shared: &'a Shared,
     client_addr: IpAddr,
+    /// `names.name`, the `host` of `host[addr]`.
     client_name: String,
+    names: ClientNames,
     helo: Option<String>,
     esmtp: bool,
     tx: Option<Transaction>,
@@ -451,9 +470,41 @@ struct Session<'a, S> {
     smtpd_shared: Arc<Smtpd>,
 }
 
-/// Runs a session to its end.
+/// Runs a session with a client at `client_addr` to its end, its names
+/// looked up first (smtpd_peername_lookup).
 pub async fn run<S>(io: S, client_addr: IpAddr, smtpd: Arc<Smtpd>, shared: Arc<Shared>)
 where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (names, warnings) = if smtpd.settings.peername_lookup {
+        let dns = smtpd.policy.dns.clone();
+        tokio::task::spawn_blocking(move || peer::lookup(&dns, client_addr))
+            .await
+            .unwrap_or_else(|_| (ClientNames::unknown(NameStatus::Temporary), Vec::new()))
+    } else {
+        (ClientNames::unknown(NameStatus::Permanent), Vec::new())
+    };
+    run_named(io, client_addr, names, &warnings, smtpd, shared).await
+}
+
+/// A session with the local user (`sendmail -bs`): `localhost[127.0.0.1]`
+/// without a lookup, as Postfix's stand-alone smtpd.
+pub async fn run_local<S>(io: S, smtpd: Arc<Smtpd>, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let addr = IpAddr::from([127, 0, 0, 1]);
+    run_named(io, addr, ClientNames::localhost(), &[], smtpd, shared).await
+}
+
+async fn run_named<S>(
+    io: S,
+    client_addr: IpAddr,
+    names: ClientNames,
+    warnings: &[String],
+    smtpd: Arc<Smtpd>,
+    shared: Arc<Shared>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut s = Session {
@@ -463,7 +514,8 @@ where
         smtpd: &smtpd,
         shared: &shared,
         client_addr,
-        client_name: client_name(client_addr),
+        client_name: names.name.clone(),
+        names,
         helo: None,
         esmtp: false,
         tx: None,
@@ -477,6 +529,9 @@ where
         secure: false,
         smtpd_shared: smtpd.clone(),
     };
+    for w in warnings {
+        s.log(w);
+    }
     s.log(&format!("connect from {}", s.client()));
     let end = if let (true, Some(config)) = (s.smtpd.wrapper, s.smtpd.tls.clone()) {
         match s.handshake(config).await {
@@ -529,6 +584,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Facts {
             client_addr: Some(self.client_addr),
             client_name: &self.client_name,
+            reverse_client_name: &self.names.reverse_name,
+            client_name_status: self.names.name_status,
+            reverse_name_status: self.names.reverse_status,
             helo: self.helo.as_deref(),
             sender,
             recipient,
@@ -1166,7 +1224,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let facts = self.facts(Some(&tx.sender_given), Some(&rcpt));
         let mut actions = Actions::default();
-        match self.smtpd.policy.check_rcpt(&facts, &mut actions) {
+        let verdict = self.smtpd.policy.check_rcpt(&facts, &mut actions);
+        for line in &actions.log {
+            self.log(line);
+        }
+        match verdict {
             Verdict::Reject(r) => {
                 let reply = Reply::new(r.code, &r.status, r.text.clone());
                 self.log_reject("RCPT", &reply, Some(&tx.sender_given), Some(&rcpt));
@@ -1228,7 +1290,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         let facts = self.facts(Some(&tx.sender_given), None);
         let mut actions = Actions::default();
-        if let Verdict::Reject(r) = self.smtpd.policy.check_data(&facts, &mut actions) {
+        let verdict = self.smtpd.policy.check_data(&facts, &mut actions);
+        for line in &actions.log {
+            self.log(line);
+        }
+        if let Verdict::Reject(r) = verdict {
             let reply = Reply::new(r.code, &r.status, r.text.clone());
             self.log_reject("DATA", &reply, Some(&tx.sender_given), None);
             self.counters.add("data", false);
