@@ -369,19 +369,19 @@ impl SmtpAgent {
             Err(e) => return all(&Failure::temp("4.3.0", e.0)),
         };
         // A connection left open by the previous delivery.
-        while let Some(mut c) = self.take_cached(key) {
-            match c.command("RSET", self.s.rset_timeout) {
-                Ok(r) if r.code == 250 => {}
-                _ => continue,
-            }
+        // A transaction that finished leaves the session ready for the
+        // next MAIL (RFC 5321 §4.1.4): no RSET first. A connection the
+        // server has dropped meanwhile fails at MAIL, before anything is
+        // accepted, and a fresh one is made.
+        while let Some(c) = self.take_cached(key) {
             match self.transaction(c, job) {
                 Session::Done(outcomes, back) => {
                     self.put_back(key, back);
                     return outcomes;
                 }
                 Session::Fatal(f) => return all(&f),
-                // The cached connection went bad: start afresh.
-                Session::Next(_) => break,
+                // The cached connection went bad: the next one, or afresh.
+                Session::Next(_) => {}
             }
         }
         let targets = match self.targets(job.nexthop) {
@@ -849,16 +849,27 @@ impl SmtpAgent {
                 l
             })
             .collect();
-        // With PIPELINING, MAIL and every RCPT go in one write.
+        // With PIPELINING, MAIL, every RCPT and DATA (or BDAT with the
+        // message) go in one write (RFC 2920 §3.1: DATA ends the group;
+        // RFC 3030 §4.2: BDAT may be pipelined, a refused chunk is
+        // discarded by the server).
         let mail_reply;
         let mut rcpt_replies = Vec::with_capacity(rcpt_lines.len());
+        let mut pipelined_data = false;
         if c.ext.pipelining {
-            let mut batch = format!("{mail}\r\n");
+            let mut batch = format!("{mail}\r\n").into_bytes();
             for l in &rcpt_lines {
-                batch.push_str(l);
-                batch.push_str("\r\n");
+                batch.extend_from_slice(l.as_bytes());
+                batch.extend_from_slice(b"\r\n");
             }
-            if let Err(e) = c.send(batch.as_bytes(), s.mail_timeout) {
+            if c.ext.chunking {
+                batch.extend_from_slice(format!("BDAT {} LAST\r\n", content.len()).as_bytes());
+                batch.extend_from_slice(&content);
+            } else {
+                batch.extend_from_slice(b"DATA\r\n");
+            }
+            pipelined_data = true;
+            if let Err(e) = c.send(&batch, s.mail_timeout) {
                 return Session::Next(Failure::step(&c, &e, "sending MAIL FROM"));
             }
             mail_reply = match c.reply(s.mail_timeout) {
@@ -885,7 +896,25 @@ impl SmtpAgent {
                 }
             }
         }
+        // The reply to the pipelined DATA or BDAT.
+        let data_reply = if pipelined_data {
+            match c.reply(if c.ext.chunking {
+                s.data_done_timeout
+            } else {
+                s.data_init_timeout
+            }) {
+                Ok(r) => Some(r),
+                Err(e) => return Session::Next(Failure::step(&c, &e, "sending DATA command")),
+            }
+        } else {
+            None
+        };
         if !mail_reply.is_positive() {
+            if data_reply.as_ref().is_some_and(|r| r.code == 354) {
+                // A server that took DATA anyway gets an empty message.
+                let _ = c.send(b".\r\n", s.data_xfer_timeout);
+                let _ = c.reply(s.data_done_timeout);
+            }
             let f = Failure::said(&c, &mail_reply, "MAIL FROM");
             let _ = c.command("RSET", s.rset_timeout);
             c.quit(s.quit_timeout);
@@ -914,6 +943,10 @@ impl SmtpAgent {
                 .collect()
         };
         if accepted.is_empty() {
+            if data_reply.as_ref().is_some_and(|r| r.code == 354) {
+                let _ = c.send(b".\r\n", s.data_xfer_timeout);
+                let _ = c.reply(s.data_done_timeout);
+            }
             let reusable = c
                 .command("RSET", s.rset_timeout)
                 .is_ok_and(|r| r.code == 250);
@@ -926,7 +959,34 @@ impl SmtpAgent {
                 c.relay.clone()
             }
         };
-        let final_reply = if c.ext.chunking {
+        let final_reply = if let Some(r) = data_reply.clone().filter(|_| c.ext.chunking) {
+            // BDAT went with the recipients: its reply is the verdict.
+            Ok(r)
+        } else if let Some(r) = data_reply {
+            // DATA went with the recipients.
+            if r.code != 354 {
+                let f = Failure::said(&c, &r, "DATA");
+                let reusable = c
+                    .command("RSET", s.rset_timeout)
+                    .is_ok_and(|r| r.code == 250);
+                return Session::Done(
+                    self.fill(outcomes, &accepted, job, &f),
+                    reusable.then(|| Box::new(c)),
+                );
+            }
+            if let Err(e) = c.send(&client::dot_stuffed(&content), s.data_xfer_timeout) {
+                return Session::Done(
+                    self.fill(
+                        outcomes,
+                        &accepted,
+                        job,
+                        &Failure::step(&c, &e, "sending message body"),
+                    ),
+                    None,
+                );
+            }
+            c.reply(s.data_done_timeout)
+        } else if c.ext.chunking {
             let head = format!("BDAT {} LAST\r\n", content.len());
             let mut bytes = head.into_bytes();
             bytes.extend_from_slice(&content);
