@@ -588,3 +588,35 @@ sys.exit(os.waitstatus_to_exitcode(status))
         "ann@example.test\njerry@example.test\n"
     );
 }
+
+/// The daemon keeps directory answers for directory_cache_ttl; the
+/// commands tell it when they change something, so their changes count at
+/// once, while a change made behind its back waits for the time limit.
+#[test]
+fn cached_answers_and_the_commands_that_drop_them() {
+    let mut inst = Instance::new(
+        ironpost(),
+        "mynetworks = 192.0.2.0/24\ndirectory_cache_ttl = 1h",
+    );
+    inst.start();
+    let tom = "tom@example.test";
+    assert!(send(&inst, tom, "x").0.starts_with("550 5.1.1 "));
+    // Added with SQL, not with ironpost: the daemon still has its answer.
+    let fields = ironpost::auth::directory::password_fields("pw").unwrap();
+    let db = Db::open(&format!(
+        "sqlite:{}",
+        inst.path("data/directory.db").display()
+    ))
+    .unwrap();
+    db.execute(
+        "INSERT INTO mailboxes (address, domain, password, scram_sha1, scram_sha256, quota, enabled, maildir, created) \
+         VALUES (?, 'example.test', ?, '', '', 0, 1, 'example.test/tom/', 0)",
+        &[tom.into(), fields.password.into()],
+    )
+    .unwrap();
+    assert!(send(&inst, tom, "x").0.starts_with("550 5.1.1 "));
+    // Any change through ironpost tells the daemon, which asks again.
+    ok(cli(&inst, &["alias", "add", "tom2@example.test", tom]));
+    assert_eq!(send(&inst, tom, "cached").0, "250 2.1.5 Ok");
+    assert_eq!(send(&inst, "tom2@example.test", "alias").0, "250 2.1.5 Ok");
+}

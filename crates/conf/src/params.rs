@@ -156,6 +156,8 @@ params! {
         "The SMTP reply code for the defer restriction.";
     DELAY_WARNING_TIME = "delay_warning_time", Kind::Time { unit: 'h' }, T("0h"),
         "After how long the sender of a message still deferred is warned, once; 0: never.";
+    DIRECTORY_CACHE_TTL = "directory_cache_ttl", Kind::Time { unit: 's' }, T("1s"),
+        "How long the daemon reuses an answer of the user directory; changes made with ironpost domain|user|alias count at once, others after this; 0: no cache.";
     DIRECTORY_URL = "directory_url", Kind::Str, T("sqlite:$data_directory/directory.db"),
         "The user directory (domains, mailboxes, aliases): sqlite:/path, postgresql://user:password@host/db or mysql://user:password@host/db; read by the directory: tables and by logins with a full address.";
     DISABLE_PLAINTEXT_AUTH = "disable_plaintext_auth", Kind::Bool, T("yes"),

@@ -319,6 +319,11 @@ impl Daemon {
             });
         }
         let built = build(&cfg, &ls).map_err(|e| e.0)?;
+        crate::auth::directory::set_cache_ttl(
+            cfg.get_time(params::DIRECTORY_CACHE_TTL)
+                .map_err(|e| e.to_string())?,
+        );
+        crate::auth::directory::changed();
         let pickup = crate::pickup::Pickup::from_config(&cfg)
             .map_err(|e| e.to_string())?
             .with_virtual_aliases(built.virtual_aliases.clone());
@@ -362,6 +367,10 @@ impl Daemon {
             }
             "flush" => {
                 self.qmgr.flush();
+                "ok".into()
+            }
+            "directory-changed" => {
+                crate::auth::directory::changed();
                 "ok".into()
             }
             c if c.starts_with("flush-site ") => {
@@ -428,6 +437,7 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
     // The user directory: created or migrated now, so that the first
     // lookup does not pay for it. A database that is down is not fatal:
     // lookups fail temporarily (mail is deferred) until it is back.
+    crate::auth::directory::set_cache_ttl(cfg.get_time(params::DIRECTORY_CACHE_TTL)?);
     let directory_url = cfg.get_str(params::DIRECTORY_URL)?.trim().to_string();
     if !directory_url.is_empty()
         && let Err(e) = crate::auth::directory::Directory::open(&directory_url)

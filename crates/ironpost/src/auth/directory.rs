@@ -7,16 +7,23 @@
 //! tables (`virtual_mailbox_domains = directory:domains`,
 //! `virtual_mailbox_maps = directory:mailboxes`, `virtual_alias_maps =
 //! directory:aliases`); logins with a full address check its passwords.
-//! Every lookup is a query, so a change made with `ironpost domain|user|
-//! alias` (or by any SQL client) counts from the next lookup on, without a
-//! restart or a postmap step.
+//! Lookups are answered from the database, through a short-lived cache in
+//! the daemon (directory_cache_ttl, one second by default; a relayed
+//! message asks the directory half a dozen times). A change made with
+//! `ironpost domain|user|alias` counts from the next lookup on: the command
+//! tells the daemon, which drops its cache. A change made by another SQL
+//! client counts after directory_cache_ttl at most. No restart, no postmap
+//! step.
 //!
 //! The schema is created and migrated by [`Directory::open`] (the daemon
 //! opens it at start, the commands when they run); its version is in
 //! `ironpost_schema`. Names are stored in lower case, as Postfix folds
 //! table keys. A disabled domain disables its mailboxes and aliases.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::sql::{Arg, Backend, Db, SqlError, Value};
 
@@ -91,6 +98,88 @@ fn refused<T>(why: impl Into<String>) -> Result<T, DirError> {
 #[derive(Debug)]
 pub struct Directory {
     db: Arc<Db>,
+    cache: Mutex<Cache>,
+}
+
+/// Bumped by every change this process makes or hears of: cached answers
+/// from before are dropped.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// How long an answer may be reused, in milliseconds; 0 (the default in
+/// commands) is no cache at all.
+static CACHE_TTL_MS: AtomicU64 = AtomicU64::new(0);
+
+/// The directory changed (told by a command over the control socket, or
+/// changed here): every cached answer is dropped.
+pub fn changed() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// How long the daemon may reuse an answer (directory_cache_ttl).
+pub fn set_cache_ttl(ttl: Duration) {
+    CACHE_TTL_MS.store(
+        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        Ordering::SeqCst,
+    );
+}
+
+/// The most answers kept; more, and the cache starts afresh.
+const CACHE_SIZE: usize = 20_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CacheKey {
+    Domain(String),
+    Mailbox(String),
+    Alias(String),
+}
+
+#[derive(Debug, Clone)]
+enum Cached {
+    Domain(bool),
+    Mailbox(Option<Mailbox>),
+    Alias(Vec<String>),
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    generation: u64,
+    entries: HashMap<CacheKey, (Instant, Cached)>,
+}
+
+impl Directory {
+    /// A cached answer, or `ask` for a fresh one (kept when the cache is on).
+    fn cached(
+        &self,
+        key: CacheKey,
+        ask: impl FnOnce() -> Result<Cached, SqlError>,
+    ) -> Result<Cached, SqlError> {
+        let ttl = Duration::from_millis(CACHE_TTL_MS.load(Ordering::Relaxed));
+        if ttl.is_zero() {
+            return ask();
+        }
+        let generation = GENERATION.load(Ordering::SeqCst);
+        {
+            let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if c.generation != generation {
+                c.entries.clear();
+                c.generation = generation;
+            }
+            if let Some((at, v)) = c.entries.get(&key)
+                && at.elapsed() < ttl
+            {
+                return Ok(v.clone());
+            }
+        }
+        let v = ask()?;
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.generation == generation {
+            if c.entries.len() >= CACHE_SIZE {
+                c.entries.clear();
+            }
+            c.entries.insert(key, (Instant::now(), v.clone()));
+        }
+        Ok(v)
+    }
 }
 
 fn now() -> i64 {
@@ -189,6 +278,7 @@ impl Directory {
         }
         let dir = Directory {
             db: Db::create(&key)?,
+            cache: Mutex::new(Cache::default()),
         };
         dir.migrate()?;
         let dir = Arc::new(dir);
@@ -236,11 +326,15 @@ impl Directory {
 
     /// Whether `domain` is an enabled domain of the directory.
     pub fn has_domain(&self, domain: &str) -> Result<bool, SqlError> {
-        let rows = self.db.query(
-            "SELECT name FROM domains WHERE name = ? AND enabled = 1",
-            &[domain.trim().to_lowercase().into()],
-        )?;
-        Ok(!rows.is_empty())
+        let domain = domain.trim().to_lowercase();
+        let v = self.cached(CacheKey::Domain(domain.clone()), || {
+            let rows = self.db.query(
+                "SELECT name FROM domains WHERE name = ? AND enabled = 1",
+                &[domain.into()],
+            )?;
+            Ok(Cached::Domain(!rows.is_empty()))
+        })?;
+        Ok(matches!(v, Cached::Domain(true)))
     }
 
     /// The Maildir of an enabled mailbox in an enabled domain.
@@ -251,20 +345,37 @@ impl Directory {
     /// An enabled mailbox in an enabled domain (what may log in and get
     /// mail).
     pub fn active_mailbox(&self, address: &str) -> Result<Option<Mailbox>, SqlError> {
-        Ok(self.mailbox(address)?.filter(|m| m.enabled).filter(|_| {
-            self.has_domain(domain_of(address).unwrap_or(""))
-                .unwrap_or(false)
-        }))
+        let address = address.trim().to_lowercase();
+        let v = self.cached(CacheKey::Mailbox(address.clone()), || {
+            let rows = self.db.query(
+                "SELECT m.address, m.domain, m.password, m.scram_sha1, m.scram_sha256, m.quota, \
+                 m.enabled, m.maildir, m.created FROM mailboxes m JOIN domains d ON d.name = m.domain \
+                 WHERE m.address = ? AND m.enabled = 1 AND d.enabled = 1",
+                &[address.into()],
+            )?;
+            Ok(Cached::Mailbox(rows.first().map(|r| row_mailbox(r))))
+        })?;
+        Ok(match v {
+            Cached::Mailbox(m) => m,
+            _ => None,
+        })
     }
 
     /// The targets of an enabled alias in an enabled domain, in order.
     pub fn alias_targets(&self, address: &str) -> Result<Vec<String>, SqlError> {
-        let rows = self.db.query(
-            "SELECT a.target FROM aliases a JOIN domains d ON d.name = a.domain \
-             WHERE a.address = ? AND a.enabled = 1 AND d.enabled = 1 ORDER BY a.created, a.target",
-            &[address.trim().to_lowercase().into()],
-        )?;
-        Ok(rows.iter().map(|r| text(&r[0])).collect())
+        let address = address.trim().to_lowercase();
+        let v = self.cached(CacheKey::Alias(address.clone()), || {
+            let rows = self.db.query(
+                "SELECT a.target FROM aliases a JOIN domains d ON d.name = a.domain \
+                 WHERE a.address = ? AND a.enabled = 1 AND d.enabled = 1 ORDER BY a.created, a.target",
+                &[address.into()],
+            )?;
+            Ok(Cached::Alias(rows.iter().map(|r| text(&r[0])).collect()))
+        })?;
+        Ok(match v {
+            Cached::Alias(t) => t,
+            _ => Vec::new(),
+        })
     }
 
     /// Who may send as `address` (smtpd_sender_login_maps): the mailbox
@@ -283,6 +394,19 @@ impl Directory {
     }
 
     // Reading and changing, as the commands do.
+
+    /// A change: cached answers are dropped.
+    fn write_one(&self, sql: &str, args: &[Arg]) -> Result<u64, SqlError> {
+        let r = self.db.execute(sql, args);
+        changed();
+        r
+    }
+
+    fn write_batch(&self, statements: &[(&str, &[Arg])]) -> Result<Vec<u64>, SqlError> {
+        let r = self.db.batch(statements);
+        changed();
+        r
+    }
 
     /// A mailbox, enabled or not.
     pub fn mailbox(&self, address: &str) -> Result<Option<Mailbox>, SqlError> {
@@ -376,7 +500,7 @@ impl Directory {
         if self.domain_row(&name)?.is_some() {
             return refused(format!("domain {name} is already in the directory"));
         }
-        self.db.execute(
+        self.write_one(
             "INSERT INTO domains (name, enabled, created) VALUES (?, 1, ?)",
             &[name.clone().into(), now().into()],
         )?;
@@ -398,7 +522,7 @@ impl Directory {
                 ));
             }
         }
-        self.db.batch(&[
+        self.write_batch(&[
             (
                 "DELETE FROM aliases WHERE domain = ?",
                 std::slice::from_ref(&d),
@@ -418,7 +542,7 @@ impl Directory {
     pub fn set_domain_enabled(&self, name: &str, enabled: bool) -> Result<(), DirError> {
         let name = name.trim().to_lowercase();
         self.require_domain(&name)?;
-        self.db.execute(
+        self.write_one(
             "UPDATE domains SET enabled = ? WHERE name = ?",
             &[Arg::Int(enabled.into()), name.into()],
         )?;
@@ -446,7 +570,7 @@ impl Directory {
         };
         let quota = i64::try_from(quota).unwrap_or(i64::MAX);
         let created = now();
-        self.db.execute(
+        self.write_one(
             "INSERT INTO mailboxes (address, domain, password, scram_sha1, scram_sha256, quota, enabled, maildir, created) \
              VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
             &[
@@ -474,7 +598,7 @@ impl Directory {
 
     pub fn set_password(&self, address: &str, fields: &PasswordFields) -> Result<(), DirError> {
         let a = self.require_mailbox(address)?;
-        self.db.execute(
+        self.write_one(
             "UPDATE mailboxes SET password = ?, scram_sha1 = ?, scram_sha256 = ? WHERE address = ?",
             &[
                 fields.password.clone().into(),
@@ -488,7 +612,7 @@ impl Directory {
 
     pub fn set_quota(&self, address: &str, quota: u64) -> Result<(), DirError> {
         let a = self.require_mailbox(address)?;
-        self.db.execute(
+        self.write_one(
             "UPDATE mailboxes SET quota = ? WHERE address = ?",
             &[Arg::Int(i64::try_from(quota).unwrap_or(i64::MAX)), a.into()],
         )?;
@@ -497,7 +621,7 @@ impl Directory {
 
     pub fn set_mailbox_enabled(&self, address: &str, enabled: bool) -> Result<(), DirError> {
         let a = self.require_mailbox(address)?;
-        self.db.execute(
+        self.write_one(
             "UPDATE mailboxes SET enabled = ? WHERE address = ?",
             &[Arg::Int(enabled.into()), a.into()],
         )?;
@@ -561,7 +685,7 @@ impl Directory {
                 )
             })
             .collect();
-        self.db.batch(&stmts)?;
+        self.write_batch(&stmts)?;
         Ok(Alias {
             targets: existing.into_iter().chain(new).collect(),
             address,
@@ -572,7 +696,7 @@ impl Directory {
     pub fn del_alias(&self, address: &str, targets: &[String]) -> Result<(), DirError> {
         let address = address.trim().to_lowercase();
         let n = if targets.is_empty() {
-            self.db.execute(
+            self.write_one(
                 "DELETE FROM aliases WHERE address = ?",
                 &[address.clone().into()],
             )?
@@ -590,7 +714,7 @@ impl Directory {
                     )
                 })
                 .collect();
-            self.db.batch(&stmts)?.into_iter().sum()
+            self.write_batch(&stmts)?.into_iter().sum()
         };
         if n == 0 {
             return refused(if targets.is_empty() {

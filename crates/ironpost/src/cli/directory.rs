@@ -120,6 +120,14 @@ fn one<'a>(a: &'a Args, what: &str, usage: &str) -> Result<&'a str, Fatal> {
     }
 }
 
+/// Tells a running daemon that the directory changed, so that it drops
+/// the answers it keeps for a while; no daemon, nothing to tell.
+fn tell_daemon(cfg: &Config) {
+    if let Ok(dir) = cfg.get_str(params::QUEUE_DIRECTORY) {
+        let _ = crate::ctl::request(std::path::Path::new(dir.trim()), "directory-changed");
+    }
+}
+
 /// `ironpost domain ...`
 pub fn run_domain(args: &[String]) -> CmdResult {
     let Some((verb, rest)) = args.split_first() else {
@@ -168,6 +176,7 @@ pub fn run_domain(args: &[String]) -> CmdResult {
             )));
         }
     }
+    tell_daemon(&cfg);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -383,6 +392,7 @@ pub fn run_user(args: &[String]) -> CmdResult {
             )));
         }
     }
+    tell_daemon(&cfg);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -431,6 +441,7 @@ pub fn run_alias(args: &[String]) -> CmdResult {
             )));
         }
     }
+    tell_daemon(&cfg);
     Ok(ExitCode::SUCCESS)
 }
 
