@@ -42,7 +42,7 @@ struct PendingState {
 impl Pending {
     fn writer(self: Arc<Self>) {
         loop {
-            let (batch, mut file) = {
+            {
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 while st.buf.is_empty() && !st.stop {
                     st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -50,6 +50,12 @@ impl Pending {
                 if st.buf.is_empty() && st.stop {
                     return;
                 }
+            }
+            // Let a busy server add more lines to this batch: one write and
+            // one wake-up for many lines, at the cost of a millisecond.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let (batch, mut file) = {
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 (std::mem::take(&mut st.buf), st.file.take())
             };
             // A failing log must not stop mail.
