@@ -57,6 +57,22 @@ struct Committer {
 }
 
 fn committer(path: &Path) -> io::Result<Arc<Committer>> {
+    // The committer of a directory already asked for: no stat per commit.
+    static BY_PATH: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<Committer>>>> = OnceLock::new();
+    let by_path = BY_PATH.get_or_init(Default::default);
+    if let Some(c) = by_path.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+        return Ok(c.clone());
+    }
+    let c = committer_of_device(path)?;
+    let mut map = by_path.lock().unwrap_or_else(|p| p.into_inner());
+    // Directories are few; files named one by one are not kept.
+    if map.len() < 1000 && path.is_dir() {
+        map.insert(path.to_path_buf(), c.clone());
+    }
+    Ok(c)
+}
+
+fn committer_of_device(path: &Path) -> io::Result<Arc<Committer>> {
     static ALL: OnceLock<Mutex<HashMap<u64, Arc<Committer>>>> = OnceLock::new();
     let dev = std::fs::metadata(path)?.dev();
     let mut all = ALL
@@ -97,9 +113,7 @@ impl Committer {
                 // Busy: let more writers join this commit, for a part of
                 // what a commit takes. An idle server's lone writer is
                 // served at once.
-                std::thread::sleep(
-                    (last_sync / 2).min(std::time::Duration::from_millis(1)),
-                );
+                std::thread::sleep((last_sync / 2).min(std::time::Duration::from_millis(1)));
                 batch.append(&mut self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
             }
             let started = std::time::Instant::now();

@@ -99,15 +99,21 @@ pub fn escape_host(host: &str) -> String {
     out
 }
 
+/// The host name part of new file names (looked up once: it is in every
+/// file name, and the host's name does not change under a running daemon).
 fn hostname() -> String {
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if host.is_empty() {
-        "localhost".to_string()
-    } else {
-        escape_host(&host)
-    }
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if host.is_empty() {
+            "localhost".to_string()
+        } else {
+            escape_host(&host)
+        }
+    })
+    .clone()
 }
 
 /// A new unique file name: `<secs>.M<usecs>P<pid>Q<n>.<host>,S=..,W=..`.
