@@ -238,6 +238,8 @@ struct Peer {
     pub port: u16,
     pub seen: Arc<Mutex<Vec<String>>>,
     pub connections: Arc<Mutex<usize>>,
+    /// Connections open now, and the most open at once.
+    pub open: Arc<Mutex<(usize, usize)>>,
 }
 
 #[derive(Clone)]
@@ -267,19 +269,30 @@ impl Peer {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(0));
-        let (seen2, conns2) = (seen.clone(), connections.clone());
+        let open = Arc::new(Mutex::new((0, 0)));
+        let (seen2, conns2, open2) = (seen.clone(), connections.clone(), open.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 *conns2.lock().unwrap() += 1;
+                {
+                    let mut o = open2.lock().unwrap();
+                    o.0 += 1;
+                    o.1 = o.1.max(o.0);
+                }
                 let script = script.clone();
                 let seen = seen2.clone();
-                std::thread::spawn(move || serve(stream, &script, &seen));
+                let open = open2.clone();
+                std::thread::spawn(move || {
+                    serve(stream, &script, &seen);
+                    open.lock().unwrap().0 -= 1;
+                });
             }
         });
         Peer {
             port,
             seen,
             connections,
+            open,
         }
     }
 
@@ -344,6 +357,11 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>) {
                 .unwrap()
                 .push(format!("BODY:{}", String::from_utf8_lossy(&buf)));
             format!("{}\r\n", script.data_reply)
+        } else if upper.starts_with("STARTTLS") {
+            // Says yes, then breaks the handshake.
+            let _ = w.write_all(b"220 2.0.0 Ready to start TLS\r\n");
+            let _ = w.write_all(b"this is not TLS\r\n");
+            return;
         } else if upper.starts_with("QUIT") {
             let _ = write!(w, "221 2.0.0 Bye\r\n");
             return;
@@ -884,4 +902,81 @@ fn tls_policies_and_a_message_to_three_domains() {
         "{log}"
     );
     assert!(messages_with(&b, "jerry", "Subject: unverified").is_empty());
+}
+
+#[test]
+fn fallback_relays_address_limits_plaintext_retries_and_concurrency() {
+    let dns = DnsServer::start(
+        "dead.test MX 10 mx1.dead.test\ndead.test MX 20 mx2.dead.test\ndead.test MX 30 mx3.dead.test\n\
+         mx1.dead.test A 127.0.0.1\nmx2.dead.test A 127.0.0.1\nmx3.dead.test A 127.0.0.1\n",
+    );
+    let fallback = Peer::start(ip(1), Script::normal(&["PIPELINING"]));
+    // Advertises STARTTLS and breaks the handshake: mail goes in plaintext.
+    let badtls = Peer::start(ip(1), Script::normal(&["PIPELINING", "STARTTLS"]));
+    let slow = Peer::start(ip(1), Script::normal(&["PIPELINING"]));
+    let inst = sender(&format!(
+        "dns_nameservers = {}\nsmtp_tcp_port = {}\nsmtp_mx_address_limit = 2\n\
+         transport_maps = inline:{{ badtls.test=smtp:[127.0.0.1]:{}, one.test=smtp:[127.0.0.1]:{} }}\n\
+         smtp_fallback_relay = [127.0.0.1]:{}\n\
+         default_destination_concurrency_limit = 1\nsmtp_connection_cache_on_demand = no",
+        dns.addr,
+        free_port(),
+        badtls.port,
+        slow.port,
+        fallback.port
+    ));
+    // Every MX refuses: after two addresses (smtp_mx_address_limit), the
+    // fallback relay takes the mail.
+    let id = submit(
+        &inst,
+        "jerry@example.test",
+        &["x@dead.test"],
+        "Subject: fb\r\n\r\nx\r\n",
+    );
+    let log = inst.wait_log(&format!("{id}: to=<x@dead.test>"));
+    assert!(
+        log.contains(&format!(
+            "to=<x@dead.test>, relay=127.0.0.1[127.0.0.1]:{}, ",
+            fallback.port
+        )) && log.contains("status=sent (250 2.0.0 Ok: queued as PEER1)"),
+        "{log}"
+    );
+    assert!(fallback.transcript().contains("RCPT TO:<x@dead.test>"));
+    // A broken TLS handshake at level may: the same server again, in
+    // plaintext.
+    let id = submit(
+        &inst,
+        "jerry@example.test",
+        &["x@badtls.test"],
+        "Subject: tls\r\n\r\nx\r\n",
+    );
+    let log = inst.wait_log(&format!("{id}: to=<x@badtls.test>"));
+    assert!(
+        log.contains("status=sent (250 2.0.0 Ok: queued as PEER1)"),
+        "{log}"
+    );
+    let t = badtls.transcript();
+    assert_eq!(t.matches("EHLO ").count(), 2, "{t}");
+    assert_eq!(t.matches("STARTTLS").count(), 1, "{t}");
+    assert!(t.contains("RCPT TO:<x@badtls.test>"), "{t}");
+    // default_destination_concurrency_limit = 1: one connection at a time.
+    let ids: Vec<String> = (0..6)
+        .map(|n| {
+            submit(
+                &inst,
+                "jerry@example.test",
+                &["x@one.test"],
+                &format!("Subject: one {n}\r\n\r\nx\r\n"),
+            )
+        })
+        .collect();
+    for id in &ids {
+        inst.wait_log(&format!("{id}: to=<x@one.test>"));
+    }
+    assert_eq!(slow.transcript().matches("RCPT TO:").count(), 6);
+    assert_eq!(
+        slow.open.lock().unwrap().1,
+        1,
+        "at most one connection at once"
+    );
 }
