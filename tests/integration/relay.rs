@@ -980,3 +980,33 @@ fn fallback_relays_address_limits_plaintext_retries_and_concurrency() {
         "at most one connection at once"
     );
 }
+
+#[test]
+fn messages_that_wait_too_long_expire_and_return() {
+    let dead = free_port();
+    let inst = sender(&format!(
+        "transport_maps = inline:{{ hold.test=smtp:[127.0.0.1]:{dead} }}\n\
+         maximal_queue_lifetime = 1s\nbounce_queue_lifetime = 1s\n\
+         minimal_backoff_time = 1h\nmaximal_backoff_time = 1h"
+    ));
+    let id = submit(
+        &inst,
+        "jerry@example.test",
+        &["x@hold.test"],
+        "Subject: old\r\n\r\nx\r\n",
+    );
+    inst.wait_log(&format!("{id}: to=<x@hold.test>, relay=none"));
+    std::thread::sleep(Duration::from_millis(1100));
+    flush(&inst);
+    let log = inst.wait_log(&format!("{id}: removed"));
+    assert!(
+        log.contains(&format!(
+            "{id}: to=<x@hold.test>, relay=none, delay="
+        )) && log.contains(&format!(
+            "dsn=4.4.7, status=expired, returned to sender (message expired: connect to 127.0.0.1[127.0.0.1]:{dead}: Connection refused)"
+        )),
+        "{log}"
+    );
+    let m = wait_message(&inst, "jerry", "Undelivered Mail Returned to Sender");
+    assert!(m.contains("Status: 5.4.7\n"), "{m}");
+}
