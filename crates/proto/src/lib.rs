@@ -6,7 +6,9 @@
 //!
 //! ## Layout
 //! - [`smtp`]: SMTP commands, addresses, replies and the DATA stream.
+//! - [`pop3`]: POP3 command lines, commands, responses, RETR/TOP wire form, CAPA.
 //! - [`sasl`]: SASL mechanisms (PLAIN, LOGIN, SCRAM), server side.
 
+pub mod pop3;
 pub mod sasl;
 pub mod smtp;
