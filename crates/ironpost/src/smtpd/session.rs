@@ -30,13 +30,11 @@ use ironpost_proto::smtp::line::LineBuffer;
 use ironpost_proto::smtp::reply::{self, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use ironpost_proto::sasl::login::{Login, Step as LoginStep};
-use ironpost_proto::sasl::scram::{ScramHash, ScramKeys, ScramServer};
-use ironpost_proto::sasl::{self, Mechanism, SaslError, plain};
+use ironpost_proto::sasl::{self, Mechanism, SaslError};
 
 use super::check::{Actions, Facts, Policy, Verdict};
 use super::peer::{self, ClientNames, NameStatus};
-use crate::auth::system::{Check, Identity, SystemAuth};
+use crate::auth::system::{Check, SystemAuth};
 use crate::auth::throttle::{Limits, Throttle};
 use crate::cleanup::{self, Origin, ReceivedFrom};
 use crate::dns::Dns;
@@ -98,7 +96,7 @@ pub struct Sasl {
     pub trusted: NetworkList,
     /// smtpd_sasl_local_domain.
     pub local_domain: String,
-    pub accounts: SystemAuth,
+    pub accounts: Arc<SystemAuth>,
     /// Brute-force protection.
     pub limits: Limits,
 }
@@ -219,7 +217,7 @@ impl Smtpd {
                     .get_str(params::SMTPD_SASL_LOCAL_DOMAIN)?
                     .trim()
                     .to_string(),
-                accounts: SystemAuth::from_config(cfg)?,
+                accounts: Arc::new(SystemAuth::from_config(cfg)?),
                 limits: Limits::from_config(cfg)?,
             })
         } else {
@@ -466,8 +464,6 @@ struct Session<'a, S> {
     sasl_method: Option<&'static str>,
     /// The connection is encrypted (TLS).
     secure: bool,
-    /// The same service as `smtpd`, for work moved to other threads.
-    smtpd_shared: Arc<Smtpd>,
 }
 
 /// Runs a session with a client at `client_addr` to its end, its names
@@ -527,7 +523,6 @@ async fn run_named<S>(
         sasl_user: None,
         sasl_method: None,
         secure: false,
-        smtpd_shared: smtpd.clone(),
     };
     for w in warnings {
         s.log(w);
@@ -564,6 +559,14 @@ async fn run_named<S>(
         s.counters.format()
     ));
     let _ = s.flush().await;
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> crate::auth::sasl::Challenger for Session<'_, S> {
+    type Stop = End;
+
+    async fn challenge(&mut self, data: &[u8]) -> Result<Result<Vec<u8>, SaslError>, End> {
+        Session::challenge(self, data).await
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
@@ -975,21 +978,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Ok(i) => i,
             Err(e) => return Ok(sasl_error_reply(e)),
         };
-        let (login, check) = match mech {
-            Mechanism::Plain | Mechanism::Login => {
-                let creds = match self.plain_or_login(mech, initial).await? {
-                    Ok(c) => c,
-                    Err(reply) => return Ok(reply),
-                };
-                self.check_password(creds).await
+        let accounts = sasl.accounts.clone();
+        let local_domain = sasl.local_domain.clone();
+        let complete = move |name: &str| {
+            if !name.contains('@') && !local_domain.is_empty() {
+                format!("{name}@{local_domain}")
+            } else {
+                name.to_string()
             }
-            Mechanism::ScramSha1
-            | Mechanism::ScramSha256
-            | Mechanism::ScramSha1Plus
-            | Mechanism::ScramSha256Plus => match self.scram(mech, initial).await? {
-                Ok(x) => x,
-                Err(reply) => return Ok(reply),
-            },
+        };
+        let plus = match mech {
+            Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => Mechanism::ScramSha1Plus,
+            _ => Mechanism::ScramSha256Plus,
+        };
+        let cx = crate::auth::sasl::Context {
+            accounts: &accounts,
+            channel_binding: self.io.channel_binding(),
+            plus_offered: self.smtpd.mechanisms(self.secure).contains(&plus),
+            complete: &complete,
+        };
+        let (login, check) = match crate::auth::sasl::authenticate(self, &cx, mech, initial).await?
+        {
+            crate::auth::sasl::Outcome::Checked { login, check } => (login, check),
+            crate::auth::sasl::Outcome::AuthzRefused => {
+                return Ok(self.auth_failed(mech, "authorization failure"));
+            }
+            crate::auth::sasl::Outcome::Error(e) => return Ok(sasl_error_reply(e)),
         };
         Ok(match check {
             Check::Accepted => {
@@ -1016,148 +1030,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Reply::new(454, "4.7.0", "Temporary authentication failure")
             }
         })
-    }
-
-    /// PLAIN or LOGIN: the credentials, or the reply that ends the
-    /// exchange.
-    async fn plain_or_login(
-        &mut self,
-        mech: Mechanism,
-        initial: Option<Vec<u8>>,
-    ) -> Result<Result<sasl::Credentials, Reply>, End> {
-        if mech == Mechanism::Plain {
-            let message = match initial {
-                Some(m) => m,
-                None => match self.challenge(b"").await? {
-                    Ok(m) => m,
-                    Err(e) => return Ok(Err(sasl_error_reply(e))),
-                },
-            };
-            return Ok(match plain::parse(&message) {
-                Ok(c) if plain::authzid_allowed(&c) => Ok(c),
-                Ok(_) => Err(self.auth_failed(mech, "authorization failure")),
-                Err(e) => Err(sasl_error_reply(e)),
-            });
-        }
-        let mut l = Login::new();
-        let mut step = l.start(initial.as_deref());
-        loop {
-            match step {
-                Ok(LoginStep::Challenge(c)) => {
-                    step = match self.challenge(c).await? {
-                        Ok(r) => l.respond(&r),
-                        Err(e) => Err(e),
-                    };
-                }
-                Ok(LoginStep::Done(c)) => return Ok(Ok(c)),
-                Err(e) => return Ok(Err(sasl_error_reply(e))),
-            }
-        }
-    }
-
-    /// The login name with smtpd_sasl_local_domain applied.
-    fn login_name(&self, name: &str) -> String {
-        match &self.smtpd.sasl {
-            Some(s) if !name.contains('@') && !s.local_domain.is_empty() => {
-                format!("{name}@{}", s.local_domain)
-            }
-            _ => name.to_string(),
-        }
-    }
-
-    /// Checks a password (on a blocking thread: files, slow hashes).
-    async fn check_password(&self, creds: sasl::Credentials) -> (String, Check) {
-        let login = self.login_name(&creds.authcid);
-        let password = creds.password;
-        let smtpd = self.smtpd_shared.clone();
-        let login2 = login.clone();
-        let check = tokio::task::spawn_blocking(move || {
-            let Some(sasl) = &smtpd.sasl else {
-                return Check::Refused;
-            };
-            match sasl.accounts.identify(&login2) {
-                Ok(Identity::System(user)) => sasl.accounts.check(&user, &password),
-                Ok(Identity::Virtual(address)) => sasl.accounts.check_virtual(&address, &password),
-                Err(e) => Check::Unavailable(e.to_string()),
-            }
-        })
-        .await
-        .unwrap_or_else(|_| Check::Unavailable("password check failed".into()));
-        (login, check)
-    }
-
-    /// SCRAM-SHA-1/256 (RFC 5802): the keys come from a password stored in
-    /// SCRAM form; for anyone else made-up keys make the proof fail, so
-    /// unknown users look like wrong passwords.
-    async fn scram(
-        &mut self,
-        mech: Mechanism,
-        initial: Option<Vec<u8>>,
-    ) -> Result<Result<(String, Check), Reply>, End> {
-        let (hash, plus) = match mech {
-            Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => {
-                (ScramHash::Sha1, Mechanism::ScramSha1Plus)
-            }
-            _ => (ScramHash::Sha256, Mechanism::ScramSha256Plus),
-        };
-        let mut server = ScramServer::new(hash);
-        if let Some(binding) = self.io.channel_binding() {
-            let offered = self.smtpd.mechanisms(self.secure).contains(&plus);
-            server = server.with_channel(binding, offered);
-        }
-        let first = match initial {
-            Some(m) => m,
-            None => match self.challenge(b"").await? {
-                Ok(m) => m,
-                Err(e) => return Ok(Err(sasl_error_reply(e))),
-            },
-        };
-        let user = match server.client_first(&first) {
-            Ok(u) => u,
-            Err(e) => return Ok(Err(sasl_error_reply(e))),
-        };
-        if server
-            .authzid()
-            .is_some_and(|z| !z.eq_ignore_ascii_case(&user))
-        {
-            return Ok(Err(self.auth_failed(mech, "authorization failure")));
-        }
-        let login = self.login_name(&user);
-        let smtpd = self.smtpd_shared.clone();
-        let login2 = login.clone();
-        let stored = tokio::task::spawn_blocking(move || {
-            let sasl = smtpd.sasl.as_ref()?;
-            match sasl.accounts.identify(&login2).ok()? {
-                Identity::Virtual(address) => sasl.accounts.scram_entry(&address, hash),
-                Identity::System(_) => None,
-            }
-        })
-        .await
-        .ok()
-        .flatten();
-        let keys = stored
-            .and_then(|s| ScramKeys::from_dovecot(&s))
-            .filter(|(h, _)| *h == hash)
-            .map(|(_, k)| k);
-        let known = keys.is_some();
-        let keys = keys
-            .unwrap_or_else(|| ScramKeys::derive(hash, &random_token(), login.as_bytes(), 4096));
-        let server_first = server.server_first(&keys, &random_token());
-        let response = match self.challenge(&server_first).await? {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(sasl_error_reply(e))),
-        };
-        match server.client_final(&response) {
-            Ok(server_final) if known => {
-                // The server's proof, then the client's empty answer.
-                match self.challenge(&server_final).await? {
-                    Ok(_) => Ok(Ok((login, Check::Accepted))),
-                    Err(e) => Ok(Err(sasl_error_reply(e))),
-                }
-            }
-            Ok(_) | Err(SaslError::Failed) => Ok(Ok((login, Check::Refused))),
-            Err(e) => Ok(Err(sasl_error_reply(e))),
-        }
     }
 
     fn auth_failed(&self, mech: Mechanism, why: &str) -> Reply {
@@ -1567,13 +1439,6 @@ fn sasl_error_reply(e: SaslError) -> Reply {
         }
         SaslError::Failed => Reply::new(535, "5.7.8", "Error: authentication failed"),
     }
-}
-
-/// A random printable token (SCRAM nonces, made-up salts).
-fn random_token() -> String {
-    let mut b = [0u8; 18];
-    let _ = getrandom::fill(&mut b);
-    sasl::encode_challenge(&b)
 }
 
 fn upper(name: &'static str) -> &'static str {
