@@ -32,6 +32,7 @@
 //! - [`smtpd`]: the SMTP server: sessions, restrictions.
 //! - [`sql`]: SQL databases (SQLite, PostgreSQL, MySQL) behind a blocking
 //!   interface, for the user directory and the SQL lookup tables.
+//! - [`store`]: the mailbox store POP3 and IMAP read: Maildir UIDs, flags.
 //! - [`tls`]: rustls server configuration, STARTTLS-capable connections.
 //! - [`transport`]: which agent takes a recipient, and where to
 //!   (transport_maps, relayhost, the *_transport parameters).
@@ -62,6 +63,7 @@ pub mod server;
 pub mod smtp;
 pub mod smtpd;
 pub mod sql;
+pub mod store;
 pub mod sysuser;
 pub mod tls;
 pub mod transport;

@@ -1,0 +1,61 @@
+//! The mailbox store that POP3 and IMAP read: messages with UIDs that do
+//! not change across sessions, restarts and deliveries, whichever
+//! protocol reads them, so that a POP3 UIDL and an IMAP UID name the same
+//! message for its whole life.
+//!
+//! ## Map
+//! - [`maildir`]: [`Maildir`], one Maildir folder (the INBOX root or a
+//!   Maildir++ subfolder): [`Maildir::snapshot`] (the messages by UID,
+//!   [`Snapshot`], [`Message`]), `read`, `expunge`, `set_flags`, `append`,
+//!   `move_new_to_cur`. The entry point.
+//! - [`flags`]: [`Flags`] and the `:2,<letters>` info part of Maildir file
+//!   names; base names.
+//! - `uidlist`: the UID list file `ironpost-uidlist`, in the text format
+//!   of Dovecot's `dovecot-uidlist` version 3 (a `dovecot-uidlist` is
+//!   taken over when ours does not exist).
+//! - `lock`: the lock of a UID list: a mutex per Maildir between threads,
+//!   the dot lock `ironpost-uidlist.lock` between processes.
+//! - [`pop3_uidl`]: the POP3 UIDL of a UID, as Dovecot makes it.
+//!
+//! Delivery (`crate::mailbox::maildir`) writes into the same Maildirs
+//! without any lock: `tmp/`, then a link into `new/`. The store never
+//! looks into `tmp/`, so it never shows a half-written message.
+//!
+//! ## The UID list
+//! ```text
+//! 3 V1700000000 N4 G5d41402abc4b2a76b9719d911017c592
+//! 1 :1700000000.M123456P4242Q1.mx.example,S=1355,W=1394
+//! 3 W2481 S2424 :1700000321.hand-made
+//! ```
+//! Header: version 3, `V` UIDVALIDITY, `N` next UID, `G` mailbox GUID.
+//! Lines: UID, `W` (CRLF size) and `S` (stored size) when the file name
+//! lacks `,W=`/`,S=`, other Dovecot fields kept as read, ` :` base name.
+//! UIDs only grow and are never given twice within one UIDVALIDITY; the
+//! UIDVALIDITY (the Unix time when the list was made, as Dovecot does)
+//! changes only when the list is lost or corrupt and cannot be read.
+
+pub mod flags;
+mod lock;
+pub mod maildir;
+mod uidlist;
+
+pub use flags::Flags;
+pub use maildir::{Maildir, Message, Snapshot};
+
+/// The POP3 UIDL of message `uid` in a mailbox of `uidvalidity`:
+/// Dovecot's default `pop3_uidl_format = %08Xu%08Xv` (the UID, then the
+/// UIDVALIDITY, each eight upper-case hex digits), so POP3 clients that
+/// leave mail on the server see the same UIDLs after a move from Dovecot.
+pub fn pop3_uidl(uidvalidity: u32, uid: u32) -> String {
+    format!("{uid:08X}{uidvalidity:08X}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pop3_uidl_is_dovecots_default() {
+        assert_eq!(super::pop3_uidl(1275660208, 25006), "000061AE4C0907B0");
+        assert_eq!(super::pop3_uidl(1, 1), "0000000100000001");
+        assert_eq!(super::pop3_uidl(u32::MAX, 0xAB), "000000ABFFFFFFFF");
+    }
+}
