@@ -190,8 +190,12 @@ params! {
         "Tables of the local recipients that exist; mail to other names in local domains is refused at RCPT. Empty accepts every name.";
     LOCAL_TRANSPORT = "local_transport", Kind::Str, T("local:$myhostname"),
         "The transport for recipients in local domains (mydestination).";
+    LOGIN_GREETING = "login_greeting", Kind::Str, T("ironpost ready."),
+        "The POP3 greeting after +OK (Dovecot's login_greeting).";
     LOGIN_TRUSTED_NETWORKS = "login_trusted_networks", Kind::Networks, T(""),
         "Networks whose clients may send passwords without TLS (Dovecot's setting).";
+    MAIL_LOCATION = "mail_location", Kind::Str, T(""),
+        "Where system users' mail is for POP3 and IMAP, in Dovecot's form (maildir:~/Maildir, mbox:~/mail:INBOX=/var/mail/%u); empty: where local delivery puts it (home_mailbox, mail_spool_directory).";
     MAIL_NAME = "mail_name", Kind::Str, T("ironpost"),
         "The mail system's name, used in the SMTP greeting and in Received headers.";
     MAIL_SPOOL_DIRECTORY = "mail_spool_directory", Kind::Path, T("/var/mail"),
@@ -229,6 +233,14 @@ params! {
         "Features where the pattern example.com also matches subdomains (elsewhere .example.com is needed).";
     PASSWD_FILE = "passwd_file", Kind::Path, T("/etc/passwd"),
         "The passwd(5) file of the system accounts (local recipients, unix:passwd.byname, home directories).";
+    POP3_IDLE_TIMEOUT = "pop3_idle_timeout", Kind::Time { unit: 's' }, T("10m"),
+        "How long a POP3 client may stay silent before it is disconnected.";
+    POP3_LOGOUT_FORMAT = "pop3_logout_format", Kind::Str, T("top=%t/%p, retr=%r/%b, del=%d/%m, size=%s"),
+        "The statistics logged when a POP3 session ends (Dovecot's variables %t %p %r %b %d %m %s).";
+    POP3_TLS_WRAPPERMODE = "pop3_tls_wrappermode", Kind::Bool, T("no"),
+        "TLS from the start (pop3s, port 995) instead of STLS; set with -o in master.cf.";
+    POP3_UIDL_FORMAT = "pop3_uidl_format", Kind::Str, T("%08Xu%08Xv"),
+        "The POP3 UIDL of a message (Dovecot's: %u UID, %v UIDVALIDITY, %f file name).";
     PROCESS_ID_DIRECTORY = "process_id_directory", Kind::Path, T("pid"),
         "Where the daemon's PID file (master.pid) is kept, relative to queue_directory.";
     PROPAGATE_UNMATCHED_EXTENSIONS = "propagate_unmatched_extensions", Kind::Words(&["canonical", "virtual", "alias", "forward", "include"]), T("canonical, virtual"),
@@ -365,6 +377,12 @@ params! {
         "TLS for SMTP clients: none (or empty), may (offer STARTTLS), encrypt (require it before MAIL).";
     SMTPD_TLS_WRAPPERMODE = "smtpd_tls_wrappermode", Kind::Bool, T("no"),
         "Start TLS at once, before the greeting (smtps on port 465).";
+    SSL = "ssl", Kind::Enum(&["no", "yes", "required"]), T("yes"),
+        "TLS for POP3 and IMAP (Dovecot's ssl): no, yes (offered), required (no login without it).";
+    SSL_CERT = "ssl_cert", Kind::Path, T("$smtpd_tls_cert_file"),
+        "The certificate (PEM) for POP3 and IMAP.";
+    SSL_KEY = "ssl_key", Kind::Path, T("$smtpd_tls_key_file"),
+        "The private key (PEM) for POP3 and IMAP.";
     SWAP_BANGPATH = "swap_bangpath", Kind::Bool, T("yes"),
         "Rewrite site!user in a local address to user@site (the address is then treated as routed).";
     SYSLOG_NAME = "syslog_name", Kind::Str, T("ironpost"),

@@ -19,6 +19,7 @@
 //! - [`local`]: final delivery: local(8) (aliases, .forward, mailboxes,
 //!   commands, files) and virtual(8).
 //! - [`mailbox`]: Maildir and mbox writers.
+//! - [`pop3d`]: the POP3 server (Dovecot's pop3-login and pop3).
 //! - [`pickup`]: pickup(8): mail posted with sendmail, from `maildrop/`
 //!   through cleanup into `incoming/`.
 //! - [`qmgr`]: the queue manager: delivery, retries, bounces.
@@ -56,6 +57,7 @@ pub mod mailbox;
 pub mod maillog;
 pub mod maps;
 pub mod pickup;
+pub mod pop3d;
 pub mod qmgr;
 pub mod queue;
 pub mod resolve;

@@ -44,17 +44,33 @@ impl From<ConfError> for StartError {
 struct Listener {
     /// The master.cf service name (`smtp`, `127.0.0.1:2525`).
     name: String,
+    /// The command: smtpd or pop3d.
+    command: Command,
     line: usize,
     addrs: Vec<SocketAddr>,
     max_sessions: usize,
     overrides: Vec<(String, String, usize)>,
 }
 
+/// The programs master.cf may name for an inet service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Smtpd,
+    Pop3d,
+}
+
+/// A listener's service, built from the configuration.
+#[derive(Clone)]
+enum Service {
+    Smtpd(Arc<Smtpd>),
+    Pop3d(Arc<crate::pop3d::Pop3d>),
+}
+
 /// Everything built from the configuration, replaced as a whole on reload.
 struct Built {
     runtime: Arc<qmgr::Runtime>,
     /// Per listener (same order as the listeners).
-    smtpd: Vec<Arc<Smtpd>>,
+    services: Vec<Service>,
     /// For pickup.
     virtual_aliases: Arc<crate::virtual_alias::VirtualAliases>,
 }
@@ -124,7 +140,12 @@ fn listeners(cfg: &Config, master: &MasterCf) -> Result<Vec<Listener>, StartErro
         if s.kind != ServiceType::Inet {
             continue;
         }
-        if s.command != "smtpd" {
+        let command = match s.command.as_str() {
+            "smtpd" => Command::Smtpd,
+            "pop3d" => Command::Pop3d,
+            _ => Command::Smtpd,
+        };
+        if s.command != "smtpd" && s.command != "pop3d" {
             tracing::warn!(
                 "{}, line {}: service {} runs \"{}\", which is not available in this version; ignored",
                 master_cf_path(cfg).display(),
@@ -156,6 +177,7 @@ fn listeners(cfg: &Config, master: &MasterCf) -> Result<Vec<Listener>, StartErro
         };
         out.push(Listener {
             name: s.name.clone(),
+            command,
             line: s.line,
             addrs,
             max_sessions: s.max_processes.map_or(default_limit, |n| n as usize).max(1),
@@ -197,7 +219,7 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
         agents,
         virtual_aliases: virtual_aliases.clone(),
     });
-    let mut smtpd = Vec::new();
+    let mut services = Vec::new();
     for l in listeners {
         let mut c = cfg.clone();
         for (name, value, line) in &l.overrides {
@@ -210,6 +232,12 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
                 }),
             );
         }
+        if l.command == Command::Pop3d {
+            services.push(Service::Pop3d(Arc::new(crate::pop3d::Pop3d::from_config(
+                &c, &ctx,
+            )?)));
+            continue;
+        }
         let (r, d) = if l.overrides.is_empty() {
             (resolver.clone(), dns.clone())
         } else {
@@ -218,17 +246,17 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
                 crate::dns::Dns::from_config(&c)?,
             )
         };
-        smtpd.push(Arc::new(Smtpd::from_config(
+        services.push(Service::Smtpd(Arc::new(Smtpd::from_config(
             &c,
             &ctx,
             r,
             host_ips.clone(),
             d,
-        )?));
+        )?)));
     }
     Ok(Built {
         runtime,
-        smtpd,
+        services,
         virtual_aliases,
     })
 }
@@ -282,7 +310,7 @@ fn lock_pid_file(queue_dir: &Path, cfg: &Config) -> Result<PidLock, StartError> 
 struct Daemon {
     config_dir: Option<PathBuf>,
     listeners: Vec<Listener>,
-    current: Mutex<Vec<Arc<Smtpd>>>,
+    current: Mutex<Vec<Service>>,
     shared: Arc<Shared>,
     qmgr: Arc<Qmgr>,
     stop: Notify,
@@ -312,6 +340,7 @@ impl Daemon {
                 .unwrap_or_else(|| old.overrides.clone());
             ls.push(Listener {
                 name: old.name.clone(),
+                command: old.command,
                 line: old.line,
                 addrs: old.addrs.clone(),
                 max_sessions: old.max_sessions,
@@ -329,7 +358,7 @@ impl Daemon {
             .with_virtual_aliases(built.virtual_aliases.clone());
         *self.pickup.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(pickup));
         self.qmgr.set_runtime(built.runtime);
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = built.smtpd;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = built.services;
         self.master_log(&format!(
             "reload -- version {}, configuration {}",
             env!("CARGO_PKG_VERSION"),
@@ -338,7 +367,7 @@ impl Daemon {
         Ok(())
     }
 
-    fn smtpd(&self, i: usize) -> Arc<Smtpd> {
+    fn service(&self, i: usize) -> Service {
         self.current.lock().unwrap_or_else(|p| p.into_inner())[i].clone()
     }
 
@@ -481,7 +510,7 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
         let daemon = Arc::new(Daemon {
             config_dir: config_dir.map(Path::to_path_buf),
             listeners: ls,
-            current: Mutex::new(built.smtpd),
+            current: Mutex::new(built.services),
             shared,
             qmgr: qmgr.clone(),
             stop: Notify::new(),
@@ -542,7 +571,28 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let smtpd = d.smtpd(i);
+                    let smtpd = match d.service(i) {
+                        Service::Smtpd(s) => s,
+                        Service::Pop3d(p) => {
+                            let log = d.log.clone();
+                            let local = stream
+                                .local_addr()
+                                .map(|a| canonical_ip(a.ip()))
+                                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                            tokio::spawn(async move {
+                                crate::pop3d::session::run(
+                                    stream,
+                                    canonical_ip(peer.ip()),
+                                    local,
+                                    p,
+                                    log,
+                                )
+                                .await;
+                                drop(permit);
+                            });
+                            continue;
+                        }
+                    };
                     let shared = d.shared.clone();
                     let counts = counts.clone();
                     let d2 = d.clone();

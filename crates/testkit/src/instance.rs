@@ -21,6 +21,9 @@ pub struct Instance {
     /// The submission (587) and smtps (465) ports on 127.0.0.1.
     pub submission_port: u16,
     pub smtps_port: u16,
+    /// POP3 (110, STLS) and POP3S (995, TLS) ports.
+    pub pop3_port: u16,
+    pub pop3s_port: u16,
     child: Option<Child>,
     pub domain: String,
     pub user: String,
@@ -108,11 +111,14 @@ impl Instance {
             free_port(),
             free_port(),
         );
+        let (pop3_port, pop3s_port) = (free_port(), free_port());
         let master = std::fs::read_to_string(root.join("etc/master.cf"))
             .unwrap()
             .replace("127.0.0.1:10025 ", &format!("{ip}:{port} "))
             .replace("127.0.0.1:10587 ", &format!("{ip}:{submission_port} "))
-            .replace("127.0.0.1:10465 ", &format!("{ip}:{smtps_port} "));
+            .replace("127.0.0.1:10465 ", &format!("{ip}:{smtps_port} "))
+            .replace("127.0.0.1:10110 ", &format!("{ip}:{pop3_port} "))
+            .replace("127.0.0.1:10995 ", &format!("{ip}:{pop3s_port} "));
         std::fs::write(root.join("etc/master.cf"), master).unwrap();
         // Tests never ask the machine's DNS: by default a server that
         // answers every query with SERVFAIL, at once (loopback clients are
@@ -142,6 +148,8 @@ impl Instance {
             port,
             submission_port,
             smtps_port,
+            pop3_port,
+            pop3s_port,
             child: None,
             domain: domain.into(),
             user: "jerry".into(),

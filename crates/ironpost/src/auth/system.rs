@@ -167,6 +167,39 @@ impl SystemAuth {
         }
     }
 
+    /// APOP (RFC 1939 §7): the digest must be MD5(timestamp + password),
+    /// which only a password stored in plain text ({PLAIN}) can check.
+    /// Anyone else is refused, as Dovecot refuses them.
+    pub fn check_apop(&self, login: &str, timestamp: &str, digest: &str) -> Check {
+        use md5::{Digest, Md5};
+        use subtle::ConstantTimeEq;
+        let address = match self.identify(login) {
+            Ok(Identity::Virtual(a)) => a,
+            Ok(Identity::System(_)) => return Check::Refused,
+            Err(e) => return Check::Unavailable(e.to_string()),
+        };
+        let entry = match self.virtual_entry(&address) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Check::Refused,
+            Err(e) => return Check::Unavailable(e),
+        };
+        let Some(secret) = plaintext_secret(&entry.password) else {
+            return Check::Refused;
+        };
+        let mut h = Md5::new();
+        h.update(timestamp.as_bytes());
+        h.update(secret.as_bytes());
+        let want: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if bool::from(
+            want.as_bytes()
+                .ct_eq(digest.to_ascii_lowercase().as_bytes()),
+        ) {
+            Check::Accepted
+        } else {
+            Check::Refused
+        }
+    }
+
     /// Checks a system account's password against the shadow file.
     pub fn check(&self, user: &str, password: &str) -> Check {
         if !self.enabled {
@@ -203,6 +236,17 @@ fn unreadable(path: &Path, e: &io::Error) -> String {
         path.display(),
         ironpost_conf::io_reason(e)
     )
+}
+
+/// The password itself, when it is stored in plain text.
+fn plaintext_secret(stored: &str) -> Option<&str> {
+    let rest = stored.strip_prefix('{')?;
+    let (scheme, data) = rest.split_once('}')?;
+    matches!(
+        scheme.to_ascii_uppercase().as_str(),
+        "PLAIN" | "CLEAR" | "CLEARTEXT"
+    )
+    .then_some(data)
 }
 
 /// The second field of `user`'s line in a shadow file.

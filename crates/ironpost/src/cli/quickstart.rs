@@ -133,9 +133,17 @@ fn master_cf(offset: Option<u16>) -> String {
         "{:<14} inet  n       -       n       -       -       smtpd\n  -o syslog_name=ironpost/smtps\n  -o smtpd_tls_wrappermode=yes\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n",
         name("smtps", 465)
     ));
+    // As Dovecot's pop3 and pop3s listeners: STLS on 110, TLS on 995.
     s.push_str(&format!(
-        "# POP3 and IMAP: {} and {} (not in this version)\n",
-        name("pop3", 110),
+        "{:<14} inet  n       -       n       -       -       pop3d\n",
+        name("pop3", 110)
+    ));
+    s.push_str(&format!(
+        "{:<14} inet  n       -       n       -       -       pop3d\n  -o pop3_tls_wrappermode=yes\n",
+        name("pop3s", 995)
+    ));
+    s.push_str(&format!(
+        "# IMAP: {} (not in this version)\n",
         name("imap", 143)
     ));
     s
