@@ -232,6 +232,6 @@ mod tests {
             format!("{}.{}", snap.uidvalidity, m.uid)
         );
         assert_eq!(uidl("%f", &snap, m), m.base);
-        assert_eq!(uidl("%04x%%", &snap, m), format!("{:04x}%", m.uid));
+        assert_eq!(uidl("%04xu%%", &snap, m), format!("{:04x}%", m.uid));
     }
 }
