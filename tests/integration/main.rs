@@ -7,6 +7,7 @@ mod delivery;
 mod directory;
 mod dns;
 mod passwords;
+mod pop3;
 mod postconf;
 mod postconf_vs_postfix;
 mod postmap;

@@ -120,7 +120,7 @@ params! {
         "How long an address that failed auth_failure_limit times may not log in.";
     AUTH_FAILURE_WINDOW = "auth_failure_window", Kind::Time { unit: 's' }, T("10m"),
         "The window in which failed logins from one address are counted.";
-    AUTH_MECHANISMS = "auth_mechanisms", Kind::Words(&["plain", "login", "scram-sha-1", "scram-sha-256", "scram-sha-1-plus", "scram-sha-256-plus"]), T("plain login"),
+    AUTH_MECHANISMS = "auth_mechanisms", Kind::Words(&["plain", "login", "scram-sha-1", "scram-sha-256", "scram-sha-1-plus", "scram-sha-256-plus", "apop"]), T("plain login"),
         "The SASL mechanisms offered, in Dovecot's names (SCRAM needs keys stored with the password).";
     AUTH_PASSWD_FILE = "auth_passwd_file", Kind::Path, T(""),
         "A Dovecot passwd-file of virtual users (address:{SCHEME}hash, one per line), checked for logins with a full address; empty: none.";

@@ -100,10 +100,10 @@ where
         started: Instant::now(),
         failed_logins: 0,
     };
-    if let (true, Some(config)) = (p.wrapper, p.tls.clone()) {
-        if s.handshake(config).await.is_err() {
-            return;
-        }
+    if let (true, Some(config)) = (p.wrapper, p.tls.clone())
+        && s.handshake(config).await.is_err()
+    {
+        return;
     }
     let end = s.serve().await;
     let _ = s.flush().await;
