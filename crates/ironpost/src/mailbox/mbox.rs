@@ -433,7 +433,7 @@ fn created(f: File, path: &Path, opts: &MboxOptions) -> io::Result<(File, Metada
 }
 
 /// A dot lock we hold; removed when dropped.
-struct DotLock(PathBuf);
+pub(crate) struct DotLock(PathBuf);
 
 impl Drop for DotLock {
     fn drop(&mut self) {
@@ -441,7 +441,7 @@ impl Drop for DotLock {
     }
 }
 
-fn lock_path(path: &Path) -> PathBuf {
+pub(crate) fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     PathBuf::from(name)
@@ -449,7 +449,11 @@ fn lock_path(path: &Path) -> PathBuf {
 
 /// Creates `path.lock`. `Ok(None)`: it cannot be created for a reason
 /// other than "exists" (warned; the caller goes on without it).
-fn dotlock(path: &Path, deadline: Instant, stale: Duration) -> io::Result<Option<DotLock>> {
+pub(crate) fn dotlock(
+    path: &Path,
+    deadline: Instant,
+    stale: Duration,
+) -> io::Result<Option<DotLock>> {
     let lock = lock_path(path);
     loop {
         let created = OpenOptions::new()
@@ -505,7 +509,7 @@ fn dotlock(path: &Path, deadline: Instant, stale: Duration) -> io::Result<Option
 }
 
 /// A write lock on the whole file, retried until `deadline`.
-fn fcntl_lock(file: &File, deadline: Instant) -> io::Result<()> {
+pub(crate) fn fcntl_lock(file: &File, deadline: Instant) -> io::Result<()> {
     let lock = nix::libc::flock {
         l_type: nix::libc::F_WRLCK as _,
         l_whence: nix::libc::SEEK_SET as _,

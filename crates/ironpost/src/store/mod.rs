@@ -15,6 +15,11 @@
 //!   taken over when ours does not exist).
 //! - `lock`: the lock of a UID list: a mutex per Maildir between threads,
 //!   the dot lock `ironpost-uidlist.lock` between processes.
+//! - [`mbox`]: [`Mbox`], one mbox file (`/var/mail/USER`): the same
+//!   snapshots, `read` and `expunge` (in place, under delivery's locks),
+//!   UIDs kept in a state directory outside the spool, keyed by a hash of
+//!   each message's `From ` line and headers; Dovecot's `X-IMAPbase` and
+//!   `X-UID` taken over.
 //! - [`pop3_uidl`]: the POP3 UIDL of a UID, as Dovecot makes it.
 //!
 //! Delivery (`crate::mailbox::maildir`) writes into the same Maildirs
@@ -37,10 +42,12 @@
 pub mod flags;
 mod lock;
 pub mod maildir;
+pub mod mbox;
 mod uidlist;
 
 pub use flags::Flags;
 pub use maildir::{Maildir, Message, Snapshot};
+pub use mbox::Mbox;
 
 /// The POP3 UIDL of message `uid` in a mailbox of `uidvalidity`:
 /// Dovecot's default `pop3_uidl_format = %08Xu%08Xv` (the UID, then the
