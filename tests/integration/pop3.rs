@@ -538,3 +538,131 @@ fn auth_with_sasl() {
         "{log}"
     );
 }
+
+/// A system account (passwd + shadow fixture) whose mail local(8) appends
+/// to mail_spool_directory/USER as an mbox: POP3 reads it, DELE removes
+/// only the chosen message from the file, and UIDLs stay put when new
+/// mail arrives and across restarts.
+#[test]
+fn system_user_reads_the_mbox_spool() {
+    let mut inst = Instance::new(ironpost(), "auth_failure_delay = 0s");
+    let hash = Command::new("mkpasswd")
+        .args(["-m", "sha512crypt", "secret"])
+        .run()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(hash.starts_with("$6$"), "mkpasswd: {hash}");
+    let home = inst.path("home/tom");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        inst.path("etc/passwd"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\ntom:x:{}:{}:Tom:{}:/bin/sh\n",
+            nix::unistd::getuid(),
+            nix::unistd::getgid(),
+            home.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        inst.path("etc/shadow"),
+        format!("root:*:19000:0:99999:7:::\ntom:{hash}:19000:0:99999:7:::\n"),
+    )
+    .unwrap();
+    inst.append_main_cf(&format!(
+        "passwd_file = {etc}/passwd\nshadow_file = {etc}/shadow\n\
+         virtual_mailbox_domains =\nvirtual_alias_maps =\n\
+         mydestination = $myhostname, localhost, $mydomain\n\
+         home_mailbox =\n",
+        etc = inst.etc().display()
+    ));
+    inst.start();
+    let spool = inst.path("mail/tom");
+    let send = |inst: &Instance, subject: &str| {
+        let mut s = inst.connect();
+        s.cmd("ehlo client.example");
+        s.cmd("mail from:<ann@example.test>");
+        assert_eq!(s.cmd("rcpt to:<tom@example.test>"), "250 2.1.5 Ok");
+        s.cmd("data");
+        s.send_raw(
+            format!("Subject: {subject}\r\n\r\nFrom the {subject} body\r\n.\r\n").as_bytes(),
+        );
+        assert!(s.read_reply().starts_with("250 "));
+        s.cmd("quit");
+    };
+    let wait_count = |inst: &Instance, n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&spool).unwrap_or_default();
+            if text.matches("Subject: ").count() == n {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mbox:\n{text}\nlog:\n{}",
+                inst.maillog()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    send(&inst, "one");
+    send(&inst, "two");
+    wait_count(&inst, 2);
+
+    let login = |inst: &Instance| {
+        let mut p = Pop::connect(inst.ip, inst.pop3_port);
+        assert!(p.line().starts_with("+OK "));
+        assert_eq!(p.cmd("USER tom"), "+OK");
+        assert_eq!(p.cmd("PASS secret"), "+OK Logged in.");
+        p
+    };
+    let mut p = login(&inst);
+    let stat = p.cmd("STAT");
+    assert!(stat.starts_with("+OK 2 "), "{stat}");
+    assert_eq!(p.cmd("UIDL"), "+OK");
+    let uidls = p.multi();
+    assert_eq!(uidls.len(), 2, "{uidls:?}");
+    assert_eq!(p.cmd("LIST"), "+OK 2 messages:");
+    let sizes = p.multi();
+    let size1: usize = sizes[0].split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(p.cmd("RETR 1").starts_with("+OK "));
+    let lines = p.multi();
+    // The mbox "From " separator is not part of the message; a body line
+    // local(8) quoted stays quoted, as with Dovecot (mboxo quoting cannot
+    // be undone without guessing); the size LIST announced is the size
+    // RETR sent.
+    assert!(!lines[0].starts_with("From "), "{lines:?}");
+    assert!(lines.contains(&"Subject: one".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&">From the one body".to_string()),
+        "{lines:?}"
+    );
+    let octets: usize = lines.iter().map(|l| l.len() + 2).sum();
+    assert_eq!(octets, size1, "{lines:?}");
+    assert_eq!(p.cmd("DELE 1"), "+OK Marked to be deleted.");
+    assert!(p.cmd("QUIT").starts_with("+OK "));
+    drop(p);
+    let text = wait_count(&inst, 1);
+    assert!(text.starts_with("From ann@example.test "), "{text}");
+    assert!(text.contains("Subject: two") && !text.contains("Subject: one"));
+
+    // New mail, then a restart: message two keeps its UIDL.
+    send(&inst, "three");
+    wait_count(&inst, 2);
+    inst.stop();
+    inst.start();
+    let mut p = login(&inst);
+    assert_eq!(p.cmd("UIDL"), "+OK");
+    let after = p.multi();
+    assert_eq!(after.len(), 2, "{after:?}");
+    let uid_of = |l: &str| l.split(' ').nth(1).unwrap().to_string();
+    assert_eq!(uid_of(&after[0]), uid_of(&uidls[1]));
+    assert_ne!(uid_of(&after[1]), uid_of(&uidls[0]));
+    assert_ne!(uid_of(&after[1]), uid_of(&uidls[1]));
+    assert!(p.cmd("TOP 2 0").starts_with("+OK"));
+    let head = p.multi();
+    assert!(head.contains(&"Subject: three".to_string()), "{head:?}");
+    p.cmd("QUIT");
+    inst.wait_log("pop3(tom)");
+}

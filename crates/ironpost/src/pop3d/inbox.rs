@@ -4,12 +4,61 @@
 //! UIDL; DELE only marks, and what is marked goes at QUIT.
 //!
 //! A message expunged meanwhile by another session (POP3 or IMAP) reads as
-//! gone; a message delivered meanwhile shows at the next login.
+//! gone; a message delivered meanwhile shows at the next login. Maildirs
+//! and mbox files (system users' spool) alike.
 
 use std::io;
 
+use std::path::Path;
+
 use super::MailboxPath;
 use crate::store::maildir::{Maildir, Message as Stored, Snapshot};
+use crate::store::mbox::Mbox;
+
+/// The mailbox behind a session.
+#[derive(Debug)]
+enum Store {
+    Maildir(Maildir),
+    Mbox(Mbox),
+}
+
+impl Store {
+    fn snapshot(&self) -> io::Result<Snapshot> {
+        match self {
+            Store::Maildir(m) => m.snapshot(),
+            Store::Mbox(m) => m.snapshot(),
+        }
+    }
+
+    fn read(&self, m: &Stored) -> io::Result<Vec<u8>> {
+        match self {
+            Store::Maildir(d) => d.read(m),
+            Store::Mbox(b) => b.read(m),
+        }
+    }
+
+    fn expunge(&self, msgs: &[&Stored]) -> io::Result<()> {
+        match self {
+            Store::Maildir(d) => d.expunge(msgs),
+            Store::Mbox(b) => b.expunge(msgs),
+        }
+    }
+}
+
+/// Where ironpost keeps what it knows about an mbox (its UIDs):
+/// `data_directory/mbox/<the mbox path, / as %2F>`.
+pub fn mbox_state_dir(data_directory: &Path, mbox: &Path) -> std::path::PathBuf {
+    let name: String = mbox
+        .to_string_lossy()
+        .chars()
+        .map(|c| match c {
+            '/' => "%2F".to_string(),
+            '%' => "%25".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    data_directory.join("mbox").join(name)
+}
 
 /// One message of the session.
 #[derive(Debug, Clone)]
@@ -25,22 +74,19 @@ pub struct Entry {
 /// The session's view.
 #[derive(Debug)]
 pub struct Inbox {
-    maildir: Maildir,
+    store: Store,
     pub entries: Vec<Entry>,
 }
 
 /// Why a mailbox cannot be opened.
 #[derive(Debug)]
 pub enum OpenError {
-    /// The mailbox is in a format this version does not read.
-    Unsupported(String),
     Io(io::Error),
 }
 
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OpenError::Unsupported(why) => f.write_str(why),
             OpenError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -49,18 +95,20 @@ impl std::fmt::Display for OpenError {
 impl Inbox {
     /// Takes the snapshot of login time. A Maildir that does not exist yet
     /// (nothing was ever delivered) is made, empty, as Dovecot does.
-    pub fn open(path: &MailboxPath, uidl_format: &str) -> Result<Inbox, OpenError> {
-        let root = match path {
-            MailboxPath::Maildir(p) => p,
-            MailboxPath::Mbox(p) => {
-                return Err(OpenError::Unsupported(format!(
-                    "{}: mbox mailboxes are not served over POP3 yet",
-                    p.display()
-                )));
+    pub fn open(
+        path: &MailboxPath,
+        uidl_format: &str,
+        data_directory: &Path,
+    ) -> Result<Inbox, OpenError> {
+        let store = match path {
+            MailboxPath::Maildir(p) => {
+                Store::Maildir(Maildir::open(p, true).map_err(OpenError::Io)?)
             }
+            MailboxPath::Mbox(p) => Store::Mbox(
+                Mbox::open(p, &mbox_state_dir(data_directory, p)).map_err(OpenError::Io)?,
+            ),
         };
-        let maildir = Maildir::open(root, true).map_err(OpenError::Io)?;
-        let snap = maildir.snapshot().map_err(OpenError::Io)?;
+        let snap = store.snapshot().map_err(OpenError::Io)?;
         let entries = snap
             .messages
             .iter()
@@ -72,7 +120,7 @@ impl Inbox {
                 stored: m.clone(),
             })
             .collect();
-        Ok(Inbox { maildir, entries })
+        Ok(Inbox { store, entries })
     }
 
     /// Message `n` (1-based), deleted or not.
@@ -94,7 +142,7 @@ impl Inbox {
         let e = self
             .get(n)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such message"))?;
-        self.maildir.read(&e.stored)
+        self.store.read(&e.stored)
     }
 
     pub fn set_deleted(&mut self, n: u32, deleted: bool) {
@@ -122,7 +170,7 @@ impl Inbox {
             .map(|e| &e.stored)
             .collect();
         if !gone.is_empty() {
-            self.maildir.expunge(&gone)?;
+            self.store.expunge(&gone)?;
         }
         Ok(gone.len())
     }

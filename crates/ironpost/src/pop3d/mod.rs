@@ -77,6 +77,8 @@ pub struct Location {
     pub home_mailbox: String,
     pub mail_spool_directory: PathBuf,
     pub passwd_file: PathBuf,
+    /// Where the UIDs of mbox mailboxes are kept.
+    pub data_directory: PathBuf,
 }
 
 /// A user's INBOX on disk.
@@ -100,6 +102,7 @@ impl Location {
             home_mailbox: s(params::HOME_MAILBOX)?,
             mail_spool_directory: PathBuf::from(s(params::MAIL_SPOOL_DIRECTORY)?),
             passwd_file: PathBuf::from(s(params::PASSWD_FILE)?),
+            data_directory: PathBuf::from(s(params::DATA_DIRECTORY)?),
         })
     }
 

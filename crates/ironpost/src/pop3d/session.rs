@@ -563,16 +563,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         };
         let format = self.p.uidl_format.clone();
-        let opened = tokio::task::spawn_blocking(move || Inbox::open(&path, &format))
-            .await
-            .map_err(|_| End::Lost)?;
+        let data_directory = self.p.location.data_directory.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || Inbox::open(&path, &format, &data_directory))
+                .await
+                .map_err(|_| End::Lost)?;
         let inbox = match opened {
             Ok(i) => i,
-            Err(OpenError::Unsupported(why)) => {
-                self.log_user(&user, &format!("Error: {why}"));
-                self.err(Some(code::SYS_PERM), &why);
-                return Ok(());
-            }
             Err(OpenError::Io(e)) => {
                 self.log_user(&user, &format!("Error: Couldn't open INBOX: {e}"));
                 self.err(Some(code::SYS_TEMP), text::SYNC_FAILED);
