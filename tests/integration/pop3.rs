@@ -101,17 +101,21 @@ fn a_session_by_hand() {
             "PIPELINING",
             "AUTH-RESP-CODE",
             "EXPIRE NEVER",
+            "UTF8 USER",
             "STLS",
             "USER",
             "SASL PLAIN LOGIN"
         ]
     );
+    // RFC 6856: UTF8 before login only.
+    assert_eq!(p.cmd("UTF8"), "+OK UTF8 enabled");
     assert_eq!(p.cmd("PASS secret"), "-ERR No username given.");
     assert_eq!(p.cmd("user jerry@example.test"), "+OK");
     assert_eq!(p.cmd("pass wrong"), "-ERR [AUTH] Authentication failed.");
     assert_eq!(p.cmd("user jerry@example.test"), "+OK");
     assert_eq!(p.cmd("pass secret"), "+OK Logged in.");
     assert_eq!(p.cmd("USER again"), "-ERR Unknown command: USER");
+    assert_eq!(p.cmd("UTF8"), "-ERR Unknown command: UTF8");
     let size = {
         let stat = p.cmd("STAT");
         let f: Vec<&str> = stat.split(' ').collect();

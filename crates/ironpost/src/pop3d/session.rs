@@ -320,6 +320,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             user: before && self.plaintext_allowed(),
             sasl: &mechs,
             expire: Some(ironpost_proto::pop3::Expire::Never),
+            // RFC 6856: messages go out as stored, and USER, PASS and AUTH
+            // take UTF-8 already; the UTF8 command is for the
+            // AUTHORIZATION state only.
+            utf8: before,
+            utf8_user: before && self.plaintext_allowed(),
             implementation: (!before).then_some("ironpost"),
             ..CapaOptions::default()
         };
@@ -406,8 +411,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             | Command::Rset
             | Command::Top { .. }
             | Command::Uidl(_)
-            | Command::Utf8
             | Command::Lang(_) => self.bad_command(None)?,
+            Command::Utf8 => self.ok("UTF8 enabled"),
         }
         Ok(())
     }
