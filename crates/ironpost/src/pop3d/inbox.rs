@@ -12,6 +12,7 @@ use std::io;
 use std::path::Path;
 
 use super::MailboxPath;
+use crate::store::index::state_dir;
 use crate::store::maildir::{Maildir, Message as Stored, Snapshot};
 use crate::store::mbox::Mbox;
 
@@ -43,21 +44,6 @@ impl Store {
             Store::Mbox(b) => b.expunge(msgs),
         }
     }
-}
-
-/// Where ironpost keeps what it knows about an mbox (its UIDs):
-/// `data_directory/mbox/<the mbox path, / as %2F>`.
-pub fn mbox_state_dir(data_directory: &Path, mbox: &Path) -> std::path::PathBuf {
-    let name: String = mbox
-        .to_string_lossy()
-        .chars()
-        .map(|c| match c {
-            '/' => "%2F".to_string(),
-            '%' => "%25".to_string(),
-            c => c.to_string(),
-        })
-        .collect();
-    data_directory.join("mbox").join(name)
 }
 
 /// One message of the session.
@@ -105,7 +91,7 @@ impl Inbox {
                 Store::Maildir(Maildir::open(p, true).map_err(OpenError::Io)?)
             }
             MailboxPath::Mbox(p) => Store::Mbox(
-                Mbox::open(p, &mbox_state_dir(data_directory, p)).map_err(OpenError::Io)?,
+                Mbox::open(p, &state_dir(data_directory, "mbox", p)).map_err(OpenError::Io)?,
             ),
         };
         let snap = store.snapshot().map_err(OpenError::Io)?;

@@ -20,6 +20,11 @@
 //!   UIDs kept in a state directory outside the spool, keyed by a hash of
 //!   each message's `From ` line and headers; Dovecot's `X-IMAPbase` and
 //!   `X-UID` taken over.
+//! - [`index`]: [`index::Index`], what IMAP keeps about a mailbox beyond
+//!   its files (MODSEQs, expunge history for QRESYNC, cached ENVELOPE and
+//!   BODYSTRUCTURE), in the data directory, rebuilt from the mailbox
+//!   when lost; [`index::state_dir`] names the directory of a mailbox's
+//!   state there.
 //! - [`pop3_uidl`]: the POP3 UIDL of a UID, as Dovecot makes it.
 //!
 //! Delivery (`crate::mailbox::maildir`) writes into the same Maildirs
@@ -40,6 +45,7 @@
 //! changes only when the list is lost or corrupt and cannot be read.
 
 pub mod flags;
+pub mod index;
 mod lock;
 pub mod maildir;
 pub mod mbox;
