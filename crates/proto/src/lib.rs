@@ -6,9 +6,11 @@
 //!
 //! ## Layout
 //! - [`smtp`]: SMTP commands, addresses, replies and the DATA stream.
+//! - [`imap`]: IMAP4rev1/rev2 command reader (literals, limits), commands, responses.
 //! - [`pop3`]: POP3 command lines, commands, responses, RETR/TOP wire form, CAPA.
 //! - [`sasl`]: SASL mechanisms (PLAIN, LOGIN, SCRAM), server side.
 
+pub mod imap;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
