@@ -206,22 +206,16 @@ fn uidl(format: &str, snap: &Snapshot, m: &Stored) -> String {
             width.push(d);
             chars.next();
         }
-        let hex = match chars.peek() {
-            Some('X') => Some(true),
-            Some('x') => Some(false),
-            _ => None,
-        };
-        if hex.is_some() {
+        // Dovecot's `X` modifier writes lower-case hex (as `%llx`);
+        // `x` is taken as the same.
+        let hex = matches!(chars.peek(), Some('X' | 'x'));
+        if hex {
             chars.next();
         }
         let w: usize = width.parse().unwrap_or(0);
         let zero = width.starts_with('0');
         let num = |n: u32| -> String {
-            let s = match hex {
-                Some(true) => format!("{n:X}"),
-                Some(false) => format!("{n:x}"),
-                None => n.to_string(),
-            };
+            let s = if hex { format!("{n:x}") } else { n.to_string() };
             if s.len() >= w {
                 s
             } else if zero {
@@ -259,7 +253,7 @@ mod tests {
         let m = &snap.messages[0];
         assert_eq!(
             uidl("%08Xu%08Xv", &snap, m),
-            format!("{:08X}{:08X}", m.uid, snap.uidvalidity)
+            format!("{:08x}{:08x}", m.uid, snap.uidvalidity)
         );
         assert_eq!(
             uidl("%v.%u", &snap, m),
@@ -267,5 +261,6 @@ mod tests {
         );
         assert_eq!(uidl("%f", &snap, m), m.base);
         assert_eq!(uidl("%04xu%%", &snap, m), format!("{:04x}%", m.uid));
+        assert_eq!(uidl("%Xv", &snap, m), format!("{:x}", snap.uidvalidity));
     }
 }

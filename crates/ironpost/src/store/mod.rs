@@ -57,18 +57,21 @@ pub use mbox::Mbox;
 
 /// The POP3 UIDL of message `uid` in a mailbox of `uidvalidity`:
 /// Dovecot's default `pop3_uidl_format = %08Xu%08Xv` (the UID, then the
-/// UIDVALIDITY, each eight upper-case hex digits), so POP3 clients that
-/// leave mail on the server see the same UIDLs after a move from Dovecot.
+/// UIDVALIDITY, each eight hex digits; Dovecot's `X` writes them in lower
+/// case), so POP3 clients that leave mail on the server see the same
+/// UIDLs after a move from Dovecot.
 pub fn pop3_uidl(uidvalidity: u32, uid: u32) -> String {
-    format!("{uid:08X}{uidvalidity:08X}")
+    format!("{uid:08x}{uidvalidity:08x}")
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn pop3_uidl_is_dovecots_default() {
-        assert_eq!(super::pop3_uidl(1275660208, 25006), "000061AE4C0907B0");
-        assert_eq!(super::pop3_uidl(1, 1), "0000000100000001");
-        assert_eq!(super::pop3_uidl(u32::MAX, 0xAB), "000000ABFFFFFFFF");
+        // As Dovecot 2.3.19 answers UIDL for UID 1 of UIDVALIDITY
+        // 0x6b104578.
+        assert_eq!(super::pop3_uidl(0x6b10_4578, 1), "000000016b104578");
+        assert_eq!(super::pop3_uidl(1275660208, 25006), "000061ae4c0907b0");
+        assert_eq!(super::pop3_uidl(u32::MAX, 0xAB), "000000abffffffff");
     }
 }

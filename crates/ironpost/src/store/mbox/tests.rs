@@ -443,7 +443,7 @@ fn dovecots_uids_are_taken_over() {
     );
     // The same POP3 UIDLs as Dovecot's %08Xu%08Xv.
     assert_eq!(s.pop3_uidl(&s.messages[0]), "0000000763469020");
-    assert_eq!(pop3_uidl(s.uidvalidity, 12), "0000000C63469020");
+    assert_eq!(pop3_uidl(s.uidvalidity, 12), "0000000c63469020");
     // Ours from now on; the pseudo message survives an expunge.
     f.mbox.expunge(&[&s.messages[0]]).unwrap();
     let after = f.reopen().snapshot().unwrap();
