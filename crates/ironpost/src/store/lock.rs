@@ -29,18 +29,22 @@ pub(crate) const STALE_AFTER: Duration = Duration::from_secs(120);
 /// How long to wait for a live holder before giving up.
 const WAIT_AT_MOST: Duration = Duration::from_secs(180);
 
-/// The mutex of the Maildir `key` (a canonical path) for this process's
-/// threads; one per path while any [`super::Maildir`] of it is open.
-pub(crate) fn thread_mutex(key: &Path) -> Arc<Mutex<()>> {
-    struct Table {
-        map: HashMap<PathBuf, Weak<Mutex<()>>>,
-        /// Prune closed Maildirs when the map grows past this.
-        prune_at: usize,
-    }
-    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
-    let mut t = TABLE
+/// Process-wide state of one mailbox, by canonical path: one `T` per path
+/// while anyone holds it.
+pub(crate) struct PerPath<T> {
+    map: HashMap<PathBuf, Weak<T>>,
+    /// Prune closed mailboxes when the map grows past this.
+    prune_at: usize,
+}
+
+/// The `T` of `key` in `table`, made when nobody holds one.
+pub(crate) fn per_path<T: Default>(
+    table: &'static OnceLock<Mutex<PerPath<T>>>,
+    key: &Path,
+) -> Arc<T> {
+    let mut t = table
         .get_or_init(|| {
-            Mutex::new(Table {
+            Mutex::new(PerPath {
                 map: HashMap::new(),
                 prune_at: 64,
             })
@@ -54,9 +58,16 @@ pub(crate) fn thread_mutex(key: &Path) -> Arc<Mutex<()>> {
         t.map.retain(|_, w| w.strong_count() > 0);
         t.prune_at = (t.map.len() * 2).max(64);
     }
-    let m = Arc::new(Mutex::new(()));
+    let m = Arc::new(T::default());
     t.map.insert(key.to_path_buf(), Arc::downgrade(&m));
     m
+}
+
+/// The mutex of the Maildir `key` (a canonical path) for this process's
+/// threads; one per path while any [`super::Maildir`] of it is open.
+pub(crate) fn thread_mutex(key: &Path) -> Arc<Mutex<()>> {
+    static TABLE: OnceLock<Mutex<PerPath<Mutex<()>>>> = OnceLock::new();
+    per_path(&TABLE, key)
 }
 
 /// A held UID list lock; released (the dot lock unlinked) when dropped.

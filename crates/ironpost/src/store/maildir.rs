@@ -79,6 +79,12 @@ pub const DOVECOT_UIDLIST: &str = "dovecot-uidlist";
 const UIDLIST_TMP: &str = "ironpost-uidlist.tmp";
 const UIDLIST_LOCK: &str = "ironpost-uidlist.lock";
 
+/// The scan cache of the Maildir `key` (a canonical path).
+fn scan_cache(key: &Path) -> Arc<Mutex<ScanCache>> {
+    static TABLE: OnceLock<Mutex<lock::PerPath<Mutex<ScanCache>>>> = OnceLock::new();
+    lock::per_path(&TABLE, key)
+}
+
 /// How many times to follow a file that keeps moving.
 const FOLLOW_TRIES: usize = 3;
 
@@ -89,6 +95,56 @@ pub struct Maildir {
     root: PathBuf,
     /// Shared by every `Maildir` of the same directory in this process.
     threads: Arc<Mutex<()>>,
+    /// What the last scans found, shared the same way.
+    cache: Arc<Mutex<ScanCache>>,
+}
+
+/// The last listing of `new/` and `cur/`, and the last UID list read, so
+/// that a snapshot of an unchanged Maildir reads no directory and parses
+/// no list, and one of a changed Maildir stats only the files it has not
+/// seen.
+#[derive(Debug, Default)]
+struct ScanCache {
+    dirs: [Option<DirScan>; 2],
+    list: Option<(ListId, Arc<UidList>)>,
+}
+
+/// One directory as a scan read it.
+#[derive(Debug)]
+struct DirScan {
+    /// The directory's mtime when it was read.
+    mtime: SystemTime,
+    /// When the reading began: a listing is reused only if this is more
+    /// than [`DIR_SETTLE`] after `mtime`, since a change within the same
+    /// tick of the file system's clock leaves the mtime as it was.
+    read_at: SystemTime,
+    /// By file name.
+    files: HashMap<String, Found>,
+}
+
+/// Changes to a directory more recent than this are not trusted to show
+/// in its mtime.
+const DIR_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Which UID list file was read: it is only ever replaced whole, by
+/// rename, so a new one has a new inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+}
+
+impl ListId {
+    fn of(m: &fs::Metadata) -> ListId {
+        ListId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        }
+    }
 }
 
 /// The messages of a Maildir at one moment, by UID.
@@ -198,6 +254,7 @@ impl Maildir {
         let key = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
         Ok(Maildir {
             threads: lock::thread_mutex(&key),
+            cache: scan_cache(&key),
             root,
         })
     }
@@ -242,6 +299,11 @@ impl Maildir {
                     let mut data = Vec::with_capacity(m.size as usize);
                     f.read_to_end(&mut data)
                         .map_err(|e| context(format!("read {}", path.display()), e))?;
+                    if data.len() as u64 != m.size {
+                        // Changed in place, behind our back: the next
+                        // snapshot looks at it again.
+                        self.forget(&path);
+                    }
                     return Ok(data);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => match self.locate(&m.base)? {
@@ -413,9 +475,24 @@ impl Maildir {
 
     /// Our list as it is, if it can be read; no lock, no warnings (the
     /// locked path reports).
-    fn read_list_quietly(&self) -> Option<UidList> {
-        let data = read_regular(&self.root.join(UIDLIST)).ok()?;
-        UidList::parse(&data).ok()
+    fn read_list_quietly(&self) -> Option<Arc<UidList>> {
+        let path = self.root.join(UIDLIST);
+        let id = ListId::of(&fs::symlink_metadata(&path).ok()?);
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((known, list)) = &cache.list
+                && *known == id
+            {
+                return Some(list.clone());
+            }
+        }
+        let f = open_regular(&path).ok()?;
+        let id = ListId::of(&f.metadata().ok()?);
+        let mut data = Vec::new();
+        (&f).read_to_end(&mut data).ok()?;
+        let list = Arc::new(UidList::parse(&data).ok()?);
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).list = Some((id, list.clone()));
+        Some(list)
     }
 
     /// Under the lock: our list; else Dovecot's; else a new one. True when
@@ -525,67 +602,127 @@ impl Maildir {
     }
 
     /// Reads `new/` then `cur/` (a file moving from one to the other is
-    /// seen at least once; `cur/` wins).
+    /// seen at least once; `cur/` wins). A directory unchanged since the
+    /// last scan is not read again; files seen before are not stat'ed
+    /// again (message files do not change, only their names do).
     fn scan(&self) -> io::Result<Files> {
         let mut files = Files::new();
-        for sub in [Sub::New, Sub::Cur] {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, sub) in [Sub::New, Sub::Cur].into_iter().enumerate() {
             let dir = self.root.join(sub.dir());
-            let entries =
-                fs::read_dir(&dir).map_err(|e| context(format!("read {}", dir.display()), e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| context(format!("read {}", dir.display()), e))?;
-                let os_name = entry.file_name();
-                let Some(name) = os_name.to_str() else {
-                    tracing::warn!(
-                        "{}: file name not UTF-8, message not shown: {}",
-                        dir.display(),
-                        os_name.to_string_lossy()
-                    );
-                    continue;
-                };
-                if name.starts_with('.') {
-                    continue;
-                }
-                if name.contains(['\n', '\r']) {
-                    tracing::warn!(
-                        "{}: line break in a file name, message not shown: {}",
-                        dir.display(),
-                        name.escape_debug()
-                    );
-                    continue;
-                }
-                // Not following symlinks.
-                let meta = match entry.metadata() {
-                    Ok(m) => m,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        return Err(context(format!("stat {}/{name}", dir.display()), e));
-                    }
-                };
-                if !meta.file_type().is_file() {
-                    continue;
-                }
-                let base = base_name(name);
-                if base.is_empty() {
-                    continue;
-                }
-                let found = Found {
-                    name: name.to_string(),
-                    sub,
-                    size: meta.len(),
-                    mtime: meta.modified()?,
-                };
+            let mtime = fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .map_err(|e| context(format!("stat {}", dir.display()), e))?;
+            let settled = cache.dirs[i].as_ref().is_some_and(|c| {
+                c.mtime == mtime
+                    && c.read_at
+                        .duration_since(mtime)
+                        .is_ok_and(|d| d > DIR_SETTLE)
+            });
+            if !settled {
+                let read_at = SystemTime::now();
+                let old = cache.dirs[i].take().map(|c| c.files).unwrap_or_default();
+                let found = self.read_dir(&dir, sub, &old)?;
+                cache.dirs[i] = Some(DirScan {
+                    mtime,
+                    read_at,
+                    files: found,
+                });
+            }
+            let Some(scan) = &cache.dirs[i] else {
+                continue;
+            };
+            for found in scan.files.values() {
+                let base = base_name(&found.name);
                 match files.get(base) {
                     // Two files of one message in one directory (a broken
                     // Maildir): the same one every time.
                     Some(other) if other.sub == sub && other.name < found.name => {}
                     _ => {
-                        files.insert(base.to_string(), found);
+                        files.insert(base.to_string(), found.clone());
                     }
                 }
             }
         }
         Ok(files)
+    }
+
+    /// Makes the next scan stat the file at `path` again.
+    fn forget(&self, path: &Path) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        for scan in cache.dirs.iter_mut().flatten() {
+            if scan.files.remove(name).is_some() {
+                // Not settled: read again, stat what is not known.
+                scan.read_at = scan.mtime;
+            }
+        }
+    }
+
+    /// The message files in `dir`, by name; those in `known` are taken
+    /// from there instead of stat'ed.
+    fn read_dir(
+        &self,
+        dir: &Path,
+        sub: Sub,
+        known: &HashMap<String, Found>,
+    ) -> io::Result<HashMap<String, Found>> {
+        let mut out = HashMap::with_capacity(known.len() + 16);
+        let entries =
+            fs::read_dir(dir).map_err(|e| context(format!("read {}", dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| context(format!("read {}", dir.display()), e))?;
+            let os_name = entry.file_name();
+            let Some(name) = os_name.to_str() else {
+                tracing::warn!(
+                    "{}: file name not UTF-8, message not shown: {}",
+                    dir.display(),
+                    os_name.to_string_lossy()
+                );
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            if name.contains(['\n', '\r']) {
+                tracing::warn!(
+                    "{}: line break in a file name, message not shown: {}",
+                    dir.display(),
+                    name.escape_debug()
+                );
+                continue;
+            }
+            if base_name(name).is_empty() {
+                continue;
+            }
+            if let Some(f) = known.get(name) {
+                out.insert(name.to_string(), f.clone());
+                continue;
+            }
+            // Not following symlinks.
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(context(format!("stat {}/{name}", dir.display()), e));
+                }
+            };
+            if !meta.file_type().is_file() {
+                continue;
+            }
+            out.insert(
+                name.to_string(),
+                Found {
+                    name: name.to_string(),
+                    sub,
+                    size: meta.len(),
+                    mtime: meta.modified()?,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// Brings `list` in line with `files`: drops entries of files gone,
