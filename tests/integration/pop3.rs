@@ -143,6 +143,13 @@ fn a_session_by_hand() {
         })
         .sum();
     assert_eq!(sent as u64, size);
+    // The logout line counts what RETR sent, as Dovecot does: the status
+    // line and the stuffed lines, not the final ".".
+    let retr_bytes = format!("+OK {size} octets\r\n").len()
+        + lines.iter().map(|l| l.len() + 2).sum::<usize>();
+    // Two lines were stuffed with a dot each.
+    let status = "+OK  octets\r\n".len() + size.to_string().len();
+    assert_eq!(retr_bytes as u64, status as u64 + size + 2);
     assert_eq!(p.cmd("TOP 1 0"), "+OK");
     let head = p.multi();
     assert_eq!(head.last().map(String::as_str), Some(""));
@@ -165,7 +172,7 @@ fn a_session_by_hand() {
     );
     assert!(
         log.contains("pop3(jerry@example.test): Disconnected: Logged out top=1/")
-            && log.contains(&format!(", retr=1/{size}, del=1/1, size={size}")),
+            && log.contains(&format!(", retr=1/{retr_bytes}, del=1/1, size={size}")),
         "{log}"
     );
     // Pipelined commands, answered in order.

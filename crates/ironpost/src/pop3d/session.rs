@@ -687,19 +687,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 match read {
                     Ok(message) => {
                         let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 64);
+                        // Counted as Dovecot counts them for the logout
+                        // line: the status line and the dot-stuffed
+                        // message, not the final ".".
                         match lines {
                             None => {
                                 out.extend_from_slice(&resp::ok(&text::retr_header(size)));
                                 resp::dot_stuff_into(&mut out, &message);
                                 mb.retr.0 += 1;
-                                mb.retr.1 += size;
+                                mb.retr.1 += (out.len() - 3) as u64;
                             }
                             Some(l) => {
                                 out.extend_from_slice(&resp::ok(""));
-                                let before = out.len();
                                 resp::top_into(&mut out, &message, l);
                                 mb.top.0 += 1;
-                                mb.top.1 += (out.len() - before) as u64;
+                                mb.top.1 += (out.len() - 3) as u64;
                             }
                         }
                         self.out.extend_from_slice(&out);
