@@ -79,6 +79,10 @@ struct Session<'a, S> {
 }
 
 /// Runs a session on an accepted connection.
+/// Answers queued past this size are written before the next pipelined
+/// command is read.
+const FLUSH_AT: usize = 64 * 1024;
+
 pub async fn run<S>(io: S, client: IpAddr, local: IpAddr, p: Arc<Pop3d>, log: Arc<MailLog>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -162,10 +166,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
-        match tokio::time::timeout(self.p.idle_timeout, self.io.write_all(&out)).await {
+        match tokio::time::timeout(self.p.idle_timeout, self.io.write_all(&self.out)).await {
             Ok(Ok(())) => {}
             _ => return Err(End::Lost),
+        }
+        // The buffer is kept for the next answers, unless a large one
+        // made it large.
+        self.out.clear();
+        if self.out.capacity() > 4 * FLUSH_AT {
+            self.out = Vec::with_capacity(FLUSH_AT + 16 * 1024);
         }
         match tokio::time::timeout(self.p.idle_timeout, self.io.flush()).await {
             Ok(Ok(())) => Ok(()),
@@ -178,6 +187,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// waiting (pipelining).
     async fn next_line(&mut self, limit: usize) -> Result<Result<Vec<u8>, ()>, End> {
         loop {
+            if self.out.len() >= FLUSH_AT {
+                // Pipelined commands: answers go out in pieces of about
+                // this size instead of piling up.
+                self.flush().await?;
+            }
             if let Some(l) = self.input.next_line(limit) {
                 return Ok(l.map_err(|_| ()));
             }
@@ -680,31 +694,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     }
                     Some(e) => e.size,
                 };
-                let read = {
-                    let inbox = &mb.inbox;
-                    tokio::task::block_in_place(|| inbox.read(n))
-                };
-                match read {
+                // A message file is read at once from the page cache, as
+                // a rule: not worth a hand-over to another thread.
+                match mb.inbox.read(n) {
                     Ok(message) => {
-                        let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 64);
                         // Counted as Dovecot counts them for the logout
                         // line: the status line and the dot-stuffed
                         // message, not the final ".".
+                        let start = self.out.len();
                         match lines {
                             None => {
-                                out.extend_from_slice(&resp::ok(&text::retr_header(size)));
-                                resp::dot_stuff_into(&mut out, &message);
+                                self.out
+                                    .extend_from_slice(&resp::ok(&text::retr_header(size)));
+                                resp::dot_stuff_into(&mut self.out, &message);
                                 mb.retr.0 += 1;
-                                mb.retr.1 += (out.len() - 3) as u64;
+                                mb.retr.1 += (self.out.len() - start - 3) as u64;
                             }
                             Some(l) => {
-                                out.extend_from_slice(&resp::ok(""));
-                                resp::top_into(&mut out, &message, l);
+                                self.out.extend_from_slice(&resp::ok(""));
+                                resp::top_into(&mut self.out, &message, l);
                                 mb.top.0 += 1;
-                                mb.top.1 += (out.len() - 3) as u64;
+                                mb.top.1 += (self.out.len() - start - 3) as u64;
                             }
                         }
-                        self.out.extend_from_slice(&out);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         self.err(None, &text::message_expunged(n));
