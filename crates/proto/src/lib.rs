@@ -6,11 +6,13 @@
 //!
 //! ## Layout
 //! - [`smtp`]: SMTP commands, addresses, replies and the DATA stream.
-//! - [`imap`]: IMAP4rev1/rev2 command reader (literals, limits), commands, responses.
+//! - [`mime`]: messages as MIME part trees; ENVELOPE, BODYSTRUCTURE, `BODY[section]`, BINARY.
 //! - [`pop3`]: POP3 command lines, commands, responses, RETR/TOP wire form, CAPA.
+//! - [`imap`]: IMAP4rev1/rev2 command reader (literals, limits), commands, responses.
 //! - [`sasl`]: SASL mechanisms (PLAIN, LOGIN, SCRAM), server side.
 
 pub mod imap;
+pub mod mime;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
