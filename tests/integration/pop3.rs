@@ -145,8 +145,8 @@ fn a_session_by_hand() {
     assert_eq!(sent as u64, size);
     // The logout line counts what RETR sent, as Dovecot does: the status
     // line and the stuffed lines, not the final ".".
-    let retr_bytes = format!("+OK {size} octets\r\n").len()
-        + lines.iter().map(|l| l.len() + 2).sum::<usize>();
+    let retr_bytes =
+        format!("+OK {size} octets\r\n").len() + lines.iter().map(|l| l.len() + 2).sum::<usize>();
     // Two lines were stuffed with a dot each.
     let status = "+OK  octets\r\n".len() + size.to_string().len();
     assert_eq!(retr_bytes as u64, status as u64 + size + 2);
