@@ -53,6 +53,7 @@ pub mod dns;
 pub mod durable;
 pub mod host;
 pub mod local;
+pub mod login;
 pub mod mailbox;
 pub mod maillog;
 pub mod maps;

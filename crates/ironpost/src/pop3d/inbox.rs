@@ -11,8 +11,8 @@ use std::io;
 
 use std::path::Path;
 
-use super::MailboxPath;
 use crate::store::index::state_dir;
+use crate::store::location::MailboxPath;
 use crate::store::maildir::{Maildir, Message as Stored, Snapshot};
 use crate::store::mbox::Mbox;
 

@@ -104,7 +104,7 @@ where
         started: Instant::now(),
         failed_logins: 0,
     };
-    if let (true, Some(config)) = (p.wrapper, p.tls.clone())
+    if let (true, Some(config)) = (p.login.wrapper, p.login.tls.clone())
         && s.handshake(config).await.is_err()
     {
         return;
@@ -132,7 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Challenger for Session<'_, S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     fn log_login(&self, text: &str) {
         self.log.log_as(
-            &self.p.syslog_name,
+            &self.p.login.syslog_name,
             self.number,
             &format!("pop3-login: {text}"),
         );
@@ -140,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     fn log_user(&self, user: &str, text: &str) {
         self.log.log_as(
-            &self.p.syslog_name,
+            &self.p.login.syslog_name,
             self.number,
             &format!("pop3({user}): {text}"),
         );
@@ -155,7 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     fn protection(&self) -> &'static str {
         if self.secure {
             ", TLS"
-        } else if self.p.is_secured(self.client, self.local) {
+        } else if self.p.login.is_secured(self.client, self.local) {
             ", secured"
         } else {
             ""
@@ -238,8 +238,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     async fn serve(&mut self) -> Result<(), End> {
-        let mut greeting = self.p.greeting.clone();
-        if self.p.apop {
+        let mut greeting = self.p.login.greeting.clone();
+        if self.p.login.apop {
             let stamp = format!(
                 "<{}.{}@{}>",
                 self.number,
@@ -307,6 +307,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     fn plaintext_allowed(&self) -> bool {
         self.p
+            .login
             .plaintext_allowed(self.secure, self.client, self.local)
     }
 
@@ -314,6 +315,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     fn mechanisms(&self) -> Vec<Mechanism> {
         let plain_ok = self.plaintext_allowed();
         self.p
+            .login
             .mechanisms
             .iter()
             .copied()
@@ -330,7 +332,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         let before = self.mailbox.is_none();
         let opts = CapaOptions {
-            stls: before && self.p.tls.is_some() && !self.secure,
+            stls: before && self.p.login.tls.is_some() && !self.secure,
             user: before && self.plaintext_allowed(),
             sasl: &mechs,
             expire: Some(ironpost_proto::pop3::Expire::Never),
@@ -353,7 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return Err(End::Done);
             }
             Command::Stls => {
-                let Some(config) = self.p.tls.clone() else {
+                let Some(config) = self.p.login.tls.clone() else {
                     self.err(None, text::TLS_NOT_ENABLED);
                     return Ok(());
                 };
@@ -392,7 +394,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     return Ok(());
                 }
                 let check = crate::auth::sasl::check_password(
-                    self.p.accounts.clone(),
+                    self.p.login.accounts.clone(),
                     user.clone(),
                     password,
                 )
@@ -400,14 +402,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.verdict(user, "PLAIN", check).await?;
             }
             Command::Apop { name, digest } => {
-                let Some(stamp) = self.apop_stamp.clone().filter(|_| self.p.apop) else {
+                let Some(stamp) = self.apop_stamp.clone().filter(|_| self.p.login.apop) else {
                     self.err(None, text::APOP_NOT_ENABLED);
                     return Ok(());
                 };
                 if self.locked_out() {
                     return Ok(());
                 }
-                let accounts = self.p.accounts.clone();
+                let accounts = self.p.login.accounts.clone();
                 let name2 = name.clone();
                 let check = tokio::task::spawn_blocking(move || {
                     accounts.check_apop(&name2, &stamp, &digest)
@@ -433,7 +435,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     /// Refuses a client locked out after too many failed logins.
     fn locked_out(&mut self) -> bool {
-        if Throttle::global().locked(self.client, &self.p.limits, Instant::now()) {
+        if Throttle::global().locked(self.client, &self.p.login.limits, Instant::now()) {
             self.log_login(&format!(
                 "Disconnected: too many failed authentications, login refused ({})",
                 self.addresses()
@@ -458,7 +460,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         let mech = match Mechanism::parse(&name) {
             Some(m) if offered.contains(&m) => m,
-            Some(m) if m.is_plaintext() && self.p.mechanisms.contains(&m) => {
+            Some(m) if m.is_plaintext() && self.p.login.mechanisms.contains(&m) => {
                 self.err(Some(code::AUTH), text::PLAINTEXT_DISALLOWED);
                 return Ok(());
             }
@@ -481,7 +483,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return Ok(());
             }
         };
-        let accounts = self.p.accounts.clone();
+        let accounts = self.p.login.accounts.clone();
         let plus = match mech {
             Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => Mechanism::ScramSha1Plus,
             _ => Mechanism::ScramSha256Plus,
@@ -524,14 +526,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     async fn failed_login(&mut self, login: Option<&str>, method: &str) -> Result<(), End> {
         self.failed_logins += 1;
         self.flush().await?;
-        tokio::time::sleep(self.p.limits.delay).await;
+        tokio::time::sleep(self.p.login.limits.delay).await;
         let who = login.map(|l| format!("user=<{l}>, ")).unwrap_or_default();
-        if Throttle::global().failed(self.client, &self.p.limits, Instant::now()) {
+        if Throttle::global().failed(self.client, &self.p.login.limits, Instant::now()) {
             self.log_login(&format!(
                 "Disconnected (auth failed, {} attempts): {who}method={method}, {}: too many failed authentications, logins refused for {}s",
                 self.failed_logins,
                 self.addresses(),
-                self.p.limits.lockout.as_secs()
+                self.p.login.limits.lockout.as_secs()
             ));
         } else {
             self.log_login(&format!(
@@ -546,7 +548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     /// Opens the user's INBOX (TRANSACTION state).
     async fn logged_in(&mut self, login: String, method: &str) -> Result<(), End> {
-        let p_accounts = self.p.accounts.clone();
+        let p_accounts = self.p.login.accounts.clone();
         let who = {
             let l = login.clone();
             tokio::task::spawn_blocking(move || p_accounts.identify(&l))

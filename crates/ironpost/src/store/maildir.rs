@@ -348,6 +348,161 @@ impl Maildir {
             .ok_or_else(|| expunged(m))
     }
 
+    /// [`Maildir::set_flags`] for many messages under one lock: each
+    /// message's path now, `None` for one expunged meanwhile.
+    pub fn set_flags_many(
+        &self,
+        changes: &[(&Message, Flags)],
+    ) -> io::Result<Vec<Option<PathBuf>>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _lock = self.lock()?;
+        changes
+            .iter()
+            .map(|(m, flags)| self.rename_in_cur(m, |_, name| Some(with_flags(name, flags))))
+            .collect()
+    }
+
+    /// Copies messages of another folder (IMAP COPY and MOVE) into
+    /// `cur/`, each with its flags, keeping its internal date: a hard
+    /// link where the file system allows one (message files never
+    /// change), else a copy. Lists them all with one write of the UID
+    /// list; durable when it returns. Returns the new UIDs and paths in
+    /// order; a source expunged meanwhile is `None` and gets no UID.
+    pub fn copy_in(
+        &self,
+        sources: &[(&Message, Flags)],
+    ) -> io::Result<Vec<Option<(u32, PathBuf)>>> {
+        let tmp_dir = self.root.join("tmp");
+        let mut staged: Vec<Option<(String, PathBuf, Flags)>> = Vec::with_capacity(sources.len());
+        let cleanup = |staged: &[Option<(String, PathBuf, Flags)>]| {
+            for (_, tmp, _) in staged.iter().flatten() {
+                let _ = fs::remove_file(tmp);
+            }
+        };
+        for (m, flags) in sources {
+            let base = unique_base(m.size as usize, m.wire_size);
+            let tmp = tmp_dir.join(&base);
+            let mut linked = None;
+            let mut from = m.path.clone();
+            for _ in 0..FOLLOW_TRIES {
+                match fs::hard_link(&from, &tmp) {
+                    Ok(()) => {
+                        linked = Some(true);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        match Maildir::locate_in(&from) {
+                            Some(p) => from = p,
+                            None => break,
+                        }
+                    }
+                    // Another file system, or links not allowed.
+                    Err(_) => {
+                        linked = Some(false);
+                        break;
+                    }
+                }
+            }
+            match linked {
+                None => staged.push(None),
+                Some(true) => staged.push(Some((base, tmp, flags.clone()))),
+                Some(false) => {
+                    let copied = (|| -> io::Result<()> {
+                        let data = read_regular(&from)?;
+                        let mut f = OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .mode(0o600)
+                            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                            .open(&tmp)?;
+                        self.give_to_owner(&f)?;
+                        f.write_all(&data)?;
+                        let t = m.internal_date;
+                        f.set_times(FileTimes::new().set_modified(t).set_accessed(t))?;
+                        Ok(())
+                    })();
+                    if let Err(e) = copied {
+                        let _ = fs::remove_file(&tmp);
+                        cleanup(&staged);
+                        return Err(context(
+                            format!("copy {} to {}", from.display(), tmp.display()),
+                            e,
+                        ));
+                    }
+                    staged.push(Some((base, tmp, flags.clone())));
+                }
+            }
+        }
+        let _lock = match self.lock() {
+            Ok(l) => l,
+            Err(e) => {
+                cleanup(&staged);
+                return Err(e);
+            }
+        };
+        let mut placed: Vec<Option<(String, PathBuf)>> = Vec::with_capacity(staged.len());
+        for s in &staged {
+            let Some((base, tmp, flags)) = s else {
+                placed.push(None);
+                continue;
+            };
+            let target = self.root.join("cur").join(with_flags(base, flags));
+            if let Err(e) = fs::rename(tmp, &target) {
+                cleanup(&staged);
+                for (_, p) in placed.iter().flatten() {
+                    let _ = fs::remove_file(p);
+                }
+                return Err(context(format!("rename to {}", target.display()), e));
+            }
+            placed.push(Some((base.clone(), target)));
+        }
+        let listed = (|| {
+            let (mut list, _) = self.load_list()?;
+            let mut uids = Vec::with_capacity(placed.len());
+            for p in &placed {
+                let Some((base, _)) = p else {
+                    uids.push(None);
+                    continue;
+                };
+                let uid = list.next_uid;
+                list.next_uid = uid.checked_add(1).ok_or_else(|| self.used_up())?;
+                list.entries.push(Entry::new(uid, base));
+                uids.push(Some(uid));
+            }
+            // Commits the files and their directory entries too.
+            self.write_list(&list)?;
+            Ok(uids)
+        })();
+        match listed {
+            Ok(uids) => Ok(uids
+                .into_iter()
+                .zip(placed)
+                .map(|(u, p)| Some((u?, p?.1)))
+                .collect()),
+            Err(e) => {
+                for (_, p) in placed.iter().flatten() {
+                    let _ = fs::remove_file(p);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Where a file of this Maildir that moved is now (the other of
+    /// `new/` and `cur/`, any flags), from its old path.
+    fn locate_in(old: &Path) -> Option<PathBuf> {
+        let name = old.file_name()?.to_str()?;
+        let root = old.parent()?.parent()?;
+        let md = Maildir {
+            root: root.to_path_buf(),
+            threads: Arc::new(Mutex::new(())),
+            cache: Arc::new(Mutex::new(ScanCache::default())),
+        };
+        md.locate(base_name(name)).ok().flatten()
+    }
+
     /// Moves messages that are in `new/` to `cur/` (no flags), as an IMAP
     /// session does for the messages it has reported. Returns each
     /// message's path now, `None` for one expunged meanwhile.

@@ -46,6 +46,8 @@
 
 pub mod flags;
 pub mod index;
+pub mod keywords;
+pub mod location;
 mod lock;
 pub mod maildir;
 pub mod mbox;

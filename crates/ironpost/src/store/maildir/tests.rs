@@ -739,3 +739,89 @@ fn changes_right_after_a_snapshot_show_in_the_next() {
     let again = Maildir::open(md.path(), false).unwrap();
     assert_eq!(uids(&again.snapshot().unwrap()), [2]);
 }
+
+#[test]
+fn set_flags_many_renames_each_and_reports_expunged_ones() {
+    let (_dir, md) = maildir();
+    put(&md, "Subject: a\r\n\r\na\r\n");
+    put(&md, "Subject: b\r\n\r\nb\r\n");
+    put(&md, "Subject: c\r\n\r\nc\r\n");
+    let s = md.snapshot().unwrap();
+    let [a, b, c] = [&s.messages[0], &s.messages[1], &s.messages[2]];
+    fs::remove_file(&b.path).unwrap();
+    let flagged = Flags {
+        flagged: true,
+        ..Flags::default()
+    };
+    let paths = md
+        .set_flags_many(&[(a, seen()), (b, seen()), (c, flagged.clone())])
+        .unwrap();
+    assert_eq!(paths.len(), 3);
+    assert_eq!(
+        file_name(paths[0].as_ref().unwrap()),
+        format!("{}:2,S", a.base)
+    );
+    assert!(paths[1].is_none());
+    assert_eq!(
+        file_name(paths[2].as_ref().unwrap()),
+        format!("{}:2,F", c.base)
+    );
+    let after = md.snapshot().unwrap();
+    assert_eq!(uids(&after), vec![a.uid, c.uid]);
+    assert_eq!(after.messages[0].flags, seen());
+    assert_eq!(after.messages[1].flags, flagged);
+}
+
+#[test]
+fn copy_in_gives_new_uids_keeps_content_date_and_sets_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = Maildir::open(dir.path().join("Maildir"), true).unwrap();
+    let to = Maildir::open(dir.path().join("Maildir/.Archive"), true).unwrap();
+    put(&to, "Subject: already there\r\n\r\nz\r\n");
+    put(&from, "Subject: one\r\n\r\nbody one\r\n");
+    put(&from, "Subject: two\r\n\r\nbody two\r\n");
+    put(&from, "Subject: three\r\n\r\nbody three\r\n");
+    let s = from.snapshot().unwrap();
+    let before = to.snapshot().unwrap();
+    let [one, two, three] = [&s.messages[0], &s.messages[1], &s.messages[2]];
+    // A source that moved since the snapshot is followed; one that is
+    // gone gets no UID.
+    let moved = from.set_flags(one, &seen()).unwrap();
+    assert_ne!(moved, one.path);
+    fs::remove_file(&two.path).unwrap();
+    let answered = Flags {
+        answered: true,
+        ..Flags::default()
+    };
+    let copied = to
+        .copy_in(&[(one, seen()), (two, seen()), (three, answered.clone())])
+        .unwrap();
+    assert_eq!(copied.len(), 3);
+    assert!(copied[1].is_none());
+    let (u1, p1) = copied[0].clone().unwrap();
+    let (u3, p3) = copied[2].clone().unwrap();
+    assert!(u1 >= before.uidnext && u3 == u1 + 1);
+    assert_eq!(fs::read(&p1).unwrap(), fs::read(&moved).unwrap());
+    assert!(p1.starts_with(to.path().join("cur")));
+
+    let after = to.snapshot().unwrap();
+    assert_eq!(after.messages.len(), 3);
+    assert_eq!(after.uidvalidity, before.uidvalidity);
+    let c1 = after.get(u1).unwrap();
+    let c3 = after.get(u3).unwrap();
+    assert_eq!((c1.flags.clone(), c3.flags.clone()), (seen(), answered));
+    assert_eq!(c1.internal_date, one.internal_date);
+    assert_eq!(c3.internal_date, three.internal_date);
+    assert_eq!(c3.wire_size, three.wire_size);
+    assert_eq!(to.read(c3).unwrap(), from.read(three).unwrap());
+    // The source is untouched and the copies are new files: changing the
+    // copy's flags leaves the original as it was.
+    to.set_flags(c3, &Flags::default()).unwrap();
+    assert_eq!(from.snapshot().unwrap().messages.len(), 2);
+    assert_eq!(
+        from.snapshot().unwrap().get(three.uid).unwrap().flags,
+        Flags::default()
+    );
+    assert!(p3.exists() || to.snapshot().unwrap().get(u3).is_some());
+    assert_eq!(count(&to.path().join("tmp")), 0);
+}
