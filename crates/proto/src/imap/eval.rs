@@ -810,3 +810,531 @@ fn parse_zone(z: &[u8]) -> Option<i16> {
         _ => 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::command::{CommandKind, ParseOptions, SearchCommand, parse_wire};
+    use proptest::prelude::*;
+
+    /// The key of `SEARCH <keys>`.
+    fn key(keys: &str) -> SearchKey {
+        let wire = format!("a SEARCH {keys}");
+        match parse_wire(wire.as_bytes(), &ParseOptions::default()) {
+            Ok(c) => match c.kind {
+                CommandKind::Search(SearchCommand { key, .. }) => key,
+                other => panic!("{other:?}"),
+            },
+            Err(e) => panic!("{keys}: {e:?}"),
+        }
+    }
+
+    const SIMPLE: &str = "From: =?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>\r
+To: \"Keith Moore\" <moore@cs.utk.edu>, friends: a@b.example, d@e.example;\r
+Cc: =?UTF-8?B?5pel5pys6Kqe?= <jp@example.jp>\r
+Bcc: hidden@example.org\r
+Subject: =?ISO-8859-1?B?SWYgeW91IGNhbiByZWFkIHRoaXMgeW8=?=\r
+ =?ISO-8859-2?B?dSB1bmRlcnN0YW5kIHRoZSBleGFtcGxlLg==?=\r
+Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r
+Message-ID: <B27397-0100000@cac.washington.edu>\r
+X-Custom: Hello\r
+ World\r
+X-Empty:\r
+MIME-Version: 1.0\r
+Content-Type: text/plain; charset=iso-8859-1\r
+Content-Transfer-Encoding: quoted-printable\r
+\r
+Caf=E9 cr=E8me, soft=\r
+ break here.\r
+";
+
+    const MULTIPART: &str = "From: Bob <bob@example.com>
+To: alice@example.com
+Subject: Re: [list] =?utf-8?q?caf=C3=A9?= report
+Date: Tue, 1 Mar 2022 10:00:00 +0000
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=\"outer\"
+
+preamble mentions preamblword
+--outer
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: base64
+
+w5xiZXJncsO2w59lIGF1cyBLw7ZsbgpzZWNvbmQgbGluZQ==
+--outer
+Content-Type: text/html; charset=windows-1252
+Content-Transfer-Encoding: quoted-printable
+
+<p>Price: 5=80 only</p>
+--outer
+Content-Type: application/octet-stream
+Content-Transfer-Encoding: base64
+
+c2VjcmV0d29yZA==
+--outer
+Content-Type: message/rfc822
+
+From: inner@example.net
+Subject: Inner subject
+
+inner body text
+--outer--
+epilogue mentions epilogword
+";
+
+    fn cand(raw: &str) -> Candidate<'_> {
+        Candidate {
+            seq: 1,
+            uid: 10,
+            flags: &[],
+            recent: false,
+            internal_date: 0,
+            size: raw.len() as u64,
+            modseq: 1,
+            raw: Some(raw.as_bytes()),
+        }
+    }
+
+    fn cx() -> Context<'static> {
+        Context {
+            max_seq: 5,
+            max_uid: 50,
+            saved: None,
+            now: 0,
+            tz_offset: 0,
+        }
+    }
+
+    #[track_caller]
+    fn check(m: &Candidate<'_>, keys: &str, want: bool) {
+        let k = key(keys);
+        assert_eq!(matches(&k, m, &cx()), want, "{keys}");
+        // what `needs` asks for is enough
+        let partial = match needs(&k) {
+            Needs::Nothing => None,
+            Needs::Header => m.raw.map(|r| &r[..header_len(r)]),
+            Needs::Full => m.raw,
+        };
+        let m2 = Candidate { raw: partial, ..*m };
+        assert_eq!(matches(&k, &m2, &cx()), want, "{keys} with {:?}", needs(&k));
+    }
+
+    #[test]
+    fn encoded_words() {
+        assert_eq!(
+            decode_header(
+                b"=?ISO-8859-1?B?SWYgeW91IGNhbiByZWFkIHRoaXMgeW8=?=\r\n =?ISO-8859-2?B?dSB1bmRlcnN0YW5kIHRoZSBleGFtcGxlLg==?="
+            ),
+            "If you can read this you understand the example."
+        );
+        // RFC 2047 §8's examples
+        assert_eq!(decode_header(b"(=?ISO-8859-1?Q?a?=)"), "(a)");
+        assert_eq!(decode_header(b"(=?ISO-8859-1?Q?a?= b)"), "(a b)");
+        assert_eq!(
+            decode_header(b"(=?ISO-8859-1?Q?a?=  \r\n   =?ISO-8859-1?Q?b?=)"),
+            "(ab)"
+        );
+        assert_eq!(decode_header(b"(=?ISO-8859-1?Q?a_b?=)"), "(a b)");
+        assert_eq!(
+            decode_header(b"=?US-ASCII*EN?Q?Keith_Moore?="),
+            "Keith Moore"
+        );
+        // a character split over two words of one charset
+        assert_eq!(decode_header(b"=?utf-8?q?caf=C3?= =?utf-8?q?=A9?="), "café");
+        // not encoded words: kept as written
+        assert_eq!(decode_header(b"=?utf-8?x?abc?="), "=?utf-8?x?abc?=");
+        assert_eq!(decode_header(b"a =?utf-8?q?b c?="), "a =?utf-8?q?b c?=");
+        assert_eq!(decode_header(b"=?"), "=?");
+        // 8-bit bytes: UTF-8, or windows-1252 when not valid UTF-8
+        assert_eq!(decode_header("Grüße".as_bytes()), "Grüße");
+        assert_eq!(decode_header(b"Gr\xfc\xdfe \x80"), "Grüße €");
+        assert_eq!(decode_header(b"=?koi8-r?b?8NLJ18XU?="), "Привет");
+        assert_eq!(decode_header(b"=?bogus?q?=FF?="), "\u{fffd}");
+    }
+
+    #[test]
+    fn transfer_encodings_and_charsets() {
+        assert_eq!(base64_lenient(b"aGVs\r\nbG8=\r\n"), b"hello");
+        assert_eq!(base64_lenient(b"aGVsbG8"), b"hello");
+        assert_eq!(base64_lenient(b"aGV s*bG8!"), b"hello");
+        assert_eq!(base64_lenient(b"aGU=bGxv"), b"hello");
+        assert_eq!(
+            qp_lenient(b"a=3Db=\r\nc=\nd= \r\ne=zz", false),
+            b"a=bcde=zz"
+        );
+        assert_eq!(decode_cte(Some(b"BASE64"), b"Zm9v"), b"foo");
+        assert_eq!(decode_cte(Some(b"7bit"), b"Zm9v"), b"Zm9v");
+        assert_eq!(decode_charset(Some(b"iso-8859-1"), b"caf\xe9"), "café");
+        assert_eq!(
+            decode_charset(Some(b"\"UTF-8\""), "café".as_bytes()),
+            "café"
+        );
+        assert_eq!(decode_charset(Some(b"us-ascii"), b"caf\xe9"), "café");
+        assert_eq!(
+            decode_charset(Some(b"x-unknown"), b"caf\xe9"),
+            "caf\u{fffd}"
+        );
+        assert_eq!(decode_charset(Some(b"windows-1252"), b"5\x80"), "5€");
+    }
+
+    #[test]
+    fn header_keys() {
+        let m = cand(SIMPLE);
+        check(&m, "FROM andré", true);
+        check(&m, "FROM \"ANDRÉ PIRARD\"", true);
+        check(&m, "FROM pirard@vm1", true);
+        check(&m, "FROM \"Pirard <PIRARD@\"", true);
+        check(&m, "FROM moore", false);
+        check(&m, "TO \"keith moore\"", true);
+        check(&m, "TO d@e.example", true);
+        check(&m, "TO friends", true);
+        check(&m, "CC 日本語", true);
+        check(&m, "CC JP@EXAMPLE", true);
+        check(&m, "BCC hidden", true);
+        check(&m, "BCC pirard", false);
+        check(&m, "SUBJECT \"you understand\"", true);
+        check(&m, "SUBJECT SWYgeW91", false);
+        check(&m, "SUBJECT \"\"", true);
+        check(&m, "HEADER X-Custom \"hello world\"", true);
+        check(&m, "HEADER x-custom hello", true);
+        check(&m, "HEADER X-Custom bye", false);
+        check(&m, "HEADER X-Empty \"\"", true);
+        check(&m, "HEADER X-Missing \"\"", false);
+        check(&m, "HEADER Message-ID B27397", true);
+        check(&m, "HEADER From andré", true);
+        check(&m, "HEADER SUBJECT example.", true);
+        // a header key does not look into the body
+        check(&m, "SUBJECT café", false);
+    }
+
+    #[test]
+    fn body_and_text() {
+        let m = cand(SIMPLE);
+        check(&m, "BODY \"CAFÉ CRÈME\"", true);
+        check(&m, "BODY \"soft break here\"", true);
+        check(&m, "BODY Caf=E9", false);
+        check(&m, "BODY pirard", false);
+        check(&m, "TEXT pirard", true);
+        check(&m, "TEXT crème", true);
+        check(&m, "TEXT \"x-custom: hello world\"", true);
+        check(&m, "TEXT nowhere", false);
+        check(&m, "BODY \"\"", true);
+        check(&m, "TEXT \"\"", true);
+
+        let m = cand(MULTIPART);
+        check(&m, "BODY übergröße", true);
+        check(&m, "BODY KÖLN", true);
+        check(&m, "BODY \"second line\"", true);
+        check(&m, "BODY 5€", true);
+        check(&m, "BODY secretword", false);
+        check(&m, "BODY \"inner subject\"", true);
+        check(&m, "BODY \"inner body\"", true);
+        check(&m, "BODY preamblword", false);
+        check(&m, "BODY epilogword", false);
+        check(&m, "SUBJECT \"[list] café\"", true);
+        check(&m, "SUBJECT inner", false);
+        check(&m, "TEXT \"inner subject\"", true);
+        check(&m, "FROM bob", true);
+        check(&m, "FROM inner", false);
+    }
+
+    #[test]
+    fn damaged_messages() {
+        // LF only, no empty line: all header; 8-bit latin-1 subject
+        let raw = "Subject: Gr\u{fc}\u{df}e\nFrom: broken <<<@@\n";
+        let m = cand(raw);
+        check(&m, "SUBJECT grüße", true);
+        check(&m, "FROM broken", true);
+        check(&m, "BODY grüße", false);
+        let raw = b"Subject: caf\xe9\n\nbody \xe9t\xe9\n";
+        let m = Candidate {
+            raw: Some(raw),
+            ..cand("")
+        };
+        check(&m, "SUBJECT café", true);
+        check(&m, "BODY été", true);
+        // no raw message where one was needed: nothing but "" matches
+        let m = Candidate {
+            raw: None,
+            ..cand("")
+        };
+        assert!(!matches(&key("SUBJECT x"), &m, &cx()));
+        assert!(matches(&key("SUBJECT \"\""), &m, &cx()));
+        assert!(!matches(&key("HEADER subject \"\""), &m, &cx()));
+    }
+
+    #[test]
+    fn flags() {
+        let flags = [
+            Flag::Seen,
+            Flag::Flagged,
+            Flag::Keyword("$Forwarded".into()),
+        ];
+        let m = Candidate {
+            flags: &flags,
+            ..cand("")
+        };
+        for (k, want) in [
+            ("SEEN", true),
+            ("UNSEEN", false),
+            ("FLAGGED", true),
+            ("UNFLAGGED", false),
+            ("ANSWERED", false),
+            ("UNANSWERED", true),
+            ("DELETED", false),
+            ("UNDELETED", true),
+            ("DRAFT", false),
+            ("UNDRAFT", true),
+            ("KEYWORD $forwarded", true),
+            ("KEYWORD $FORWARDED", true),
+            ("UNKEYWORD $Forwarded", false),
+            ("KEYWORD $Junk", false),
+            ("UNKEYWORD $Junk", true),
+            ("RECENT", false),
+            ("OLD", true),
+            ("NEW", false),
+        ] {
+            check(&m, k, want);
+        }
+        let recent = Candidate {
+            recent: true,
+            ..cand("")
+        };
+        check(&recent, "NEW", true);
+        check(&recent, "RECENT", true);
+        check(&recent, "OLD", false);
+        let seen_recent = Candidate { recent: true, ..m };
+        check(&seen_recent, "NEW", false);
+    }
+
+    #[test]
+    fn sizes_numbers_and_modseq() {
+        let m = Candidate {
+            size: 100,
+            seq: 3,
+            uid: 30,
+            modseq: 7,
+            ..cand("")
+        };
+        check(&m, "LARGER 99", true);
+        check(&m, "LARGER 100", false);
+        check(&m, "SMALLER 101", true);
+        check(&m, "SMALLER 100", false);
+        check(&m, "MODSEQ 7", true);
+        check(&m, "MODSEQ 8", false);
+        check(&m, "MODSEQ \"/flags/\\\\draft\" all 6", true);
+        check(&m, "3", true);
+        check(&m, "1:2,4:*", false);
+        check(&m, "5:3", true);
+        check(&m, "*", false);
+        check(&m, "UID 30", true);
+        check(&m, "UID 1:29,31:*", false);
+        check(&m, "UID 40:*", false);
+        check(&m, "UID *:25", true);
+        let last = Candidate {
+            seq: 5,
+            uid: 50,
+            ..cand("")
+        };
+        check(&last, "*", true);
+        check(&last, "UID 60:*", true);
+        // `$`: the saved UIDs, in UID and sequence context
+        let saved = [10, 30, 45];
+        let cx = Context {
+            saved: Some(&saved),
+            ..cx()
+        };
+        assert!(matches(&key("$"), &m, &cx));
+        assert!(matches(&key("UID $"), &m, &cx));
+        assert!(!matches(&key("UID $"), &last, &cx));
+        assert!(!matches(&key("$"), &m, &super::tests::cx()));
+    }
+
+    #[test]
+    fn dates() {
+        let sent = parse_date(b"Mon, 7 Feb 1994 21:52:25 -0800 (PST)").unwrap();
+        assert_eq!(sent.date, Date::new(1994, 2, 7).unwrap());
+        let t = sent.timestamp();
+        let m = Candidate {
+            internal_date: t,
+            ..cand(SIMPLE)
+        };
+        let at = |tz: i32| Context {
+            tz_offset: tz,
+            ..cx()
+        };
+        let pst = at(-8 * 3600);
+        let utc = at(0);
+        // the internal date is 8-Feb-1994 05:52:25 UTC
+        assert!(matches(&key("ON 7-Feb-1994"), &m, &pst));
+        assert!(!matches(&key("ON 7-Feb-1994"), &m, &utc));
+        assert!(matches(&key("ON 8-Feb-1994"), &m, &utc));
+        assert!(matches(&key("BEFORE 8-Feb-1994"), &m, &pst));
+        assert!(!matches(&key("BEFORE 8-Feb-1994"), &m, &utc));
+        assert!(matches(&key("SINCE 8-Feb-1994"), &m, &utc));
+        assert!(!matches(&key("SINCE 9-Feb-1994"), &m, &utc));
+        // the Date: field's own date, whatever the server's zone
+        for cx in [&pst, &utc] {
+            assert!(matches(&key("SENTON 7-Feb-1994"), &m, cx));
+            assert!(matches(&key("SENTBEFORE 8-Feb-1994"), &m, cx));
+            assert!(!matches(&key("SENTBEFORE 7-Feb-1994"), &m, cx));
+            assert!(matches(&key("SENTSINCE 7-Feb-1994"), &m, cx));
+            assert!(!matches(&key("SENTSINCE 8-Feb-1994"), &m, cx));
+        }
+        // no Date: the internal date's day in the server's zone
+        let nodate = Candidate {
+            internal_date: t,
+            ..cand("Subject: x\r\n\r\n")
+        };
+        assert!(matches(&key("SENTON 8-Feb-1994"), &nodate, &utc));
+        assert!(matches(&key("SENTON 7-Feb-1994"), &nodate, &pst));
+        let bad = Candidate {
+            internal_date: t,
+            ..cand("Date: yesterday\r\n\r\n")
+        };
+        assert!(matches(&key("SENTON 8-Feb-1994"), &bad, &utc));
+        // OLDER / YOUNGER
+        let cx = Context {
+            now: t + 100,
+            ..utc
+        };
+        assert!(!matches(&key("OLDER 100"), &m, &cx));
+        assert!(matches(&key("YOUNGER 100"), &m, &cx));
+        assert!(matches(&key("OLDER 99"), &m, &cx));
+        assert!(!matches(&key("YOUNGER 99"), &m, &cx));
+    }
+
+    #[test]
+    fn date_parsing() {
+        let p = |s: &str| parse_date(s.as_bytes()).map(|d| (d.to_string(), d.timestamp()));
+        assert_eq!(
+            p("Tue, 1 Mar 2022 10:00:00 +0000").unwrap().0,
+            "01-Mar-2022 10:00:00 +0000"
+        );
+        assert_eq!(
+            p("1 Mar 22 10:00 EST").unwrap().0,
+            "01-Mar-2022 10:00:00 -0500"
+        );
+        assert_eq!(
+            p("1 Mar 99 10:00:01 GMT").unwrap().0,
+            "01-Mar-1999 10:00:01 +0000"
+        );
+        assert_eq!(
+            p("1 Mar 103 10:00:01 Z").unwrap().0,
+            "01-Mar-2003 10:00:01 +0000"
+        );
+        assert_eq!(
+            p("Thu,\r\n 13 Feb 1969 23:32:54 -0330 (Newfoundland Time)")
+                .unwrap()
+                .0,
+            "13-Feb-1969 23:32:54 -0330"
+        );
+        assert_eq!(
+            p("13 February 1969").unwrap().0,
+            "13-Feb-1969 00:00:00 +0000"
+        );
+        assert_eq!(p("31 Feb 2020 10:00:00 +0000"), None);
+        assert_eq!(p("1 Mar 2022 25:00:00 +0000"), None);
+        assert_eq!(p("garbage"), None);
+        assert_eq!(p(""), None);
+        assert_eq!(
+            p("Tue, 1 Mar 2022 10:00:00 +0100").unwrap().1 + 3600,
+            p("Tue, 1 Mar 2022 10:00:00 +0000").unwrap().1
+        );
+    }
+
+    #[test]
+    fn not_or_and() {
+        let flags = [Flag::Seen];
+        let m = Candidate {
+            flags: &flags,
+            size: 100,
+            ..cand(SIMPLE)
+        };
+        check(&m, "NOT SEEN", false);
+        check(&m, "NOT NOT SEEN", true);
+        check(&m, "OR DELETED SEEN", true);
+        check(&m, "OR DELETED DRAFT", false);
+        check(&m, "OR DELETED (SEEN LARGER 200)", false);
+        check(&m, "OR DELETED (SEEN LARGER 50)", true);
+        check(&m, "NOT OR DELETED NOT SEEN", true);
+        check(&m, "SEEN FROM pirard NOT BODY crème", false);
+        check(&m, "SEEN FROM pirard NOT BODY absent", true);
+        check(&m, "OR (FROM nobody) (OR TO nobody BODY crème)", true);
+        check(&m, "ALL", true);
+    }
+
+    #[test]
+    fn what_keys_need() {
+        assert_eq!(needs(&key("SEEN LARGER 5 UID 1:*")), Needs::Nothing);
+        assert_eq!(needs(&key("SEEN FROM x")), Needs::Header);
+        assert_eq!(needs(&key("SENTON 1-Jan-2000")), Needs::Header);
+        assert_eq!(needs(&key("HEADER X-Y \"\"")), Needs::Header);
+        assert_eq!(needs(&key("OR SEEN NOT BODY x")), Needs::Full);
+        assert_eq!(needs(&key("(FROM x (TEXT y))")), Needs::Full);
+        assert_eq!(needs(&key("BODY \"\" SUBJECT \"\"")), Needs::Nothing);
+    }
+
+    fn any_key() -> impl Strategy<Value = SearchKey> {
+        let text = "[a-zA-Z0-9 é=?_]{0,6}";
+        let leaf = prop_oneof![
+            text.prop_map(SearchKey::From),
+            text.prop_map(SearchKey::To),
+            text.prop_map(SearchKey::Subject),
+            text.prop_map(SearchKey::Body),
+            text.prop_map(SearchKey::Text),
+            (text, text).prop_map(|(a, b)| SearchKey::Header(a, b)),
+            Just(SearchKey::SentOn(Date::new(2020, 1, 1).unwrap())),
+            Just(SearchKey::Seen),
+            any::<u32>().prop_map(SearchKey::Older),
+        ];
+        leaf.prop_recursive(4, 16, 3, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|k| SearchKey::Not(Box::new(k))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| SearchKey::Or(Box::new(a), Box::new(b))),
+                proptest::collection::vec(inner, 0..3).prop_map(SearchKey::And),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..400), k in any_key(),
+                        now in any::<i64>(), date in any::<i64>(), tz in any::<i32>()) {
+            let m = Candidate { raw: Some(&raw), internal_date: date, ..cand("") };
+            let cx = Context { now, tz_offset: tz, ..cx() };
+            let a = matches(&k, &m, &cx);
+            // NOT is the complement
+            prop_assert_eq!(matches(&SearchKey::Not(Box::new(k.clone())), &m, &cx), !a);
+        }
+
+        #[test]
+        fn mime_like_input_never_panics(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("Content-Type: multipart/mixed; boundary=b\n".to_string()),
+                    Just("Content-Transfer-Encoding: base64\n".to_string()),
+                    Just("Content-Transfer-Encoding: quoted-printable\n".to_string()),
+                    Just("Content-Type: message/rfc822\n".to_string()),
+                    Just("Content-Type: text/plain; charset=utf-16\n".to_string()),
+                    Just("Subject: =?utf-8?b?w6k=?= =?utf-7?q?+AOk-?=\n".to_string()),
+                    Just("\n".to_string()),
+                    Just("--b\n".to_string()),
+                    Just("--b--\n".to_string()),
+                    Just("=E9=\n".to_string()),
+                    "[a-z=?]{0,12}\n",
+                ],
+                0..30,
+            ),
+            needle in "[a-z]{0,3}",
+        ) {
+            let raw = parts.concat();
+            let m = cand(&raw);
+            for k in [SearchKey::Body(needle.clone()), SearchKey::Text(needle.clone()),
+                      SearchKey::Subject(needle.clone())] {
+                let _ = matches(&k, &m, &cx());
+            }
+        }
+    }
+}
