@@ -584,7 +584,7 @@ pub(crate) fn decode_charset(charset: Option<&[u8]>, bytes: &[u8]) -> String {
         .copied()
         .filter(|b| !matches!(b, b'"' | b' ' | b'\t'))
         .collect();
-    if bytes.is_ascii() {
+    if charset.eq_ignore_ascii_case(b"utf-8") || charset.eq_ignore_ascii_case(b"utf8") {
         return String::from_utf8_lossy(bytes).into_owned();
     }
     let ascii = [&b"us-ascii"[..], b"ascii", b"ansi_x3.4-1968", b""]
@@ -653,29 +653,29 @@ pub(crate) fn decode_header(value: &[u8]) -> String {
     let mut plain_start = 0;
     let mut i = 0;
     while i < s.len() {
-        if s[i] == b'=' && s.get(i + 1) == Some(&b'?') {
-            if let Some((charset, bytes, end)) = encoded_word(&s, i) {
-                let between = &s[plain_start..i];
-                let adjacent =
-                    pending.is_some() && between.iter().all(|&b| b == b' ' || b == b'\t');
-                match &mut pending {
-                    Some((cs, buf)) if adjacent && cs.eq_ignore_ascii_case(charset) => {
-                        buf.extend_from_slice(&bytes);
-                    }
-                    _ => {
-                        if let Some((cs, buf)) = pending.take() {
-                            out.push_str(&decode_charset(Some(&cs), &buf));
-                        }
-                        if !adjacent {
-                            out.push_str(&text_8bit(between));
-                        }
-                        pending = Some((charset.to_vec(), bytes));
-                    }
+        if s[i] == b'='
+            && s.get(i + 1) == Some(&b'?')
+            && let Some((charset, bytes, end)) = encoded_word(&s, i)
+        {
+            let between = &s[plain_start..i];
+            let adjacent = pending.is_some() && between.iter().all(|&b| b == b' ' || b == b'\t');
+            match &mut pending {
+                Some((cs, buf)) if adjacent && cs.eq_ignore_ascii_case(charset) => {
+                    buf.extend_from_slice(&bytes);
                 }
-                i = end;
-                plain_start = end;
-                continue;
+                _ => {
+                    if let Some((cs, buf)) = pending.take() {
+                        out.push_str(&decode_charset(Some(&cs), &buf));
+                    }
+                    if !adjacent {
+                        out.push_str(&text_8bit(between));
+                    }
+                    pending = Some((charset.to_vec(), bytes));
+                }
             }
+            i = end;
+            plain_start = end;
+            continue;
         }
         i += 1;
     }
@@ -975,6 +975,10 @@ epilogue mentions epilogword
             "caf\u{fffd}"
         );
         assert_eq!(decode_charset(Some(b"windows-1252"), b"5\x80"), "5€");
+        // charsets that are not ASCII-compatible
+        assert_eq!(decode_charset(Some(b"UTF-16LE"), b"h\0i\0"), "hi");
+        assert_eq!(decode_charset(Some(b"utf-7"), b"caf+AOk-"), "café");
+        assert_eq!(decode_header(b"=?utf-7?q?caf+AOk-?="), "café");
     }
 
     #[test]

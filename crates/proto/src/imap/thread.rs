@@ -360,7 +360,14 @@ impl Forest {
     /// Makes `child` (which has no parent) a child of `parent`, unless that
     /// would make a loop.
     fn link(&mut self, parent: usize, child: usize) -> bool {
-        if self.c[child].parent.is_some() || self.is_ancestor(child, parent) {
+        // a container without children is nobody's ancestor but its own:
+        // the common case needs no walk up
+        let loops = if self.c[child].children.is_empty() {
+            child == parent
+        } else {
+            self.is_ancestor(child, parent)
+        };
+        if self.c[child].parent.is_some() || loops {
             return false;
         }
         self.c[child].parent = Some(parent);
@@ -643,4 +650,301 @@ fn build(f: &Forest, msgs: &[Msg], root: usize) -> Vec<ThreadNode> {
         });
     }
     built[root].take().map(|n| n.children).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::response;
+    use proptest::prelude::*;
+
+    /// Headers and the items over them: seq i+1, uid 10*(i+1).
+    fn items(headers: &[String]) -> Vec<Item<'_>> {
+        headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Item {
+                seq: i as u32 + 1,
+                uid: 10 * (i as u32 + 1),
+                internal_date: 1000 + i as i64,
+                size: 0,
+                header: h.as_bytes(),
+            })
+            .collect()
+    }
+
+    fn wire(roots: &[ThreadNode]) -> String {
+        let mut out = Vec::new();
+        response::thread(&mut out, roots);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A header with a Date on day `day` of March 2022.
+    fn msg(id: Option<&str>, refs: &str, subject: &str, day: u32) -> String {
+        let mut h = String::new();
+        if let Some(id) = id {
+            h.push_str(&format!("Message-ID: <{id}@example.com>\r\n"));
+        }
+        if !refs.is_empty() {
+            h.push_str(&format!("References: {refs}\r\n"));
+        }
+        h.push_str(&format!(
+            "Subject: {subject}\r\nDate: {day} Mar 2022 12:00:00 +0000\r\n\r\n"
+        ));
+        h
+    }
+
+    fn count(roots: &[ThreadNode]) -> (usize, Vec<u32>) {
+        let mut ids = Vec::new();
+        let mut nodes = 0;
+        let mut stack: Vec<&ThreadNode> = roots.iter().collect();
+        while let Some(n) = stack.pop() {
+            nodes += 1;
+            ids.extend(n.id);
+            stack.extend(n.children.iter());
+        }
+        ids.sort_unstable();
+        (nodes, ids)
+    }
+
+    #[test]
+    fn base_subjects() {
+        let b = |s: &str| base_subject_reply(s.as_bytes());
+        assert_eq!(b("Re: [list] Fwd: Hello (fwd)"), ("hello".into(), true));
+        assert_eq!(b("[fwd: Re: hello]"), ("hello".into(), true));
+        assert_eq!(b("[Fwd: [Fwd: hi]] (fwd) "), ("hi".into(), true));
+        assert_eq!(b("[PATCH] fix it"), ("fix it".into(), false));
+        assert_eq!(b("[PATCH]  [v2] fix"), ("fix".into(), false));
+        assert_eq!(b("[only]"), ("[only]".into(), false));
+        assert_eq!(b("Re:   Hello \t  World  "), ("hello world".into(), true));
+        assert_eq!(b("RE: Re: re[2]: hi"), ("hi".into(), true));
+        assert_eq!(b("Fw: x"), ("x".into(), true));
+        assert_eq!(b("FWD:x"), ("x".into(), true));
+        assert_eq!(b("Reply"), ("reply".into(), false));
+        assert_eq!(b("Re:"), ("".into(), true));
+        assert_eq!(b(""), ("".into(), false));
+        assert_eq!(
+            b("Re: =?utf-8?q?R=C3=89sum=C3=A9?="),
+            ("résumé".into(), true)
+        );
+        assert_eq!(b("Hello\r\n world"), ("hello world".into(), false));
+        assert_eq!(base_subject("Re: Café".as_bytes()), "café");
+    }
+
+    #[test]
+    fn sorting() {
+        let headers: Vec<String> = [
+            "From: Zed <alpha@x>\r\nSubject: Re: beta\r\nDate: Tue, 1 Mar 2022 10:00:00 +0000\r\n\r\n",
+            "From: =?utf-8?q?=C3=89mile?= <zulu@x>\r\nSubject: alpha\r\nDate: 1 Mar 2022 09:00:00 -0200\r\nTo: B <b@x>\r\n\r\n",
+            "From: bravo@x\r\nSubject: Beta\r\nTo: a@x\r\n\r\n",
+            "Subject: [x] Alpha\r\nDate: 1 Mar 2022 10:00:00 +0000\r\nCc: Z <c@x>\r\n\r\n",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut its = items(&headers);
+        for (it, (size, arrival)) in
+            its.iter_mut()
+                .zip([(300, 500), (100, 400), (300, 100), (200, 300)])
+        {
+            it.size = size;
+            it.internal_date = arrival;
+        }
+        let c = |reverse, key| SortCriterion { reverse, key };
+        let run = |criteria: &[SortCriterion]| -> Vec<u32> {
+            sort(criteria, &its)
+                .into_iter()
+                .map(|i| its[i].seq)
+                .collect()
+        };
+        assert_eq!(run(&[c(false, SortKey::From)]), [4, 1, 3, 2]);
+        assert_eq!(run(&[c(true, SortKey::From)]), [2, 3, 1, 4]);
+        assert_eq!(run(&[c(false, SortKey::DisplayFrom)]), [4, 3, 1, 2]);
+        assert_eq!(run(&[c(false, SortKey::Date)]), [3, 1, 4, 2]);
+        assert_eq!(run(&[c(true, SortKey::Size)]), [1, 3, 4, 2]);
+        assert_eq!(run(&[c(false, SortKey::Size)]), [2, 4, 1, 3]);
+        assert_eq!(
+            run(&[c(false, SortKey::Subject), c(true, SortKey::Date)]),
+            [2, 4, 1, 3]
+        );
+        assert_eq!(run(&[c(false, SortKey::Arrival)]), [3, 4, 2, 1]);
+        assert_eq!(run(&[c(false, SortKey::To)]), [1, 4, 3, 2]);
+        assert_eq!(run(&[c(false, SortKey::DisplayTo)]), [1, 4, 3, 2]);
+        assert_eq!(run(&[c(false, SortKey::Cc)]), [1, 2, 3, 4]);
+        assert_eq!(run(&[c(true, SortKey::Cc)]), [4, 1, 2, 3]);
+        assert_eq!(run(&[]), [1, 2, 3, 4]);
+        assert!(sort(&[c(false, SortKey::Date)], &[]).is_empty());
+    }
+
+    #[test]
+    fn ordered_subject() {
+        let headers = vec![
+            msg(Some("1"), "", "Hello", 2),
+            msg(Some("2"), "", "Re: hello", 4),
+            msg(Some("3"), "", "Other", 3),
+            msg(Some("4"), "", "Fwd: Hello (fwd)", 5),
+            msg(Some("5"), "", "", 1),
+            msg(Some("6"), "", "[list] Re: Other", 6),
+        ];
+        let its = items(&headers);
+        let t = thread(&ThreadAlgorithm::OrderedSubject, &its, false);
+        assert_eq!(wire(&t), "* THREAD (5)(1 (2)(4))(3 6)\r\n");
+        let t = thread(&ThreadAlgorithm::OrderedSubject, &its, true);
+        assert_eq!(wire(&t), "* THREAD (50)(10 (20)(40))(30 60)\r\n");
+    }
+
+    #[test]
+    fn references_with_missing_parents() {
+        let headers = vec![
+            msg(Some("a"), "", "Topic", 1),
+            msg(Some("b"), "<a@example.com>", "Re: Topic", 2),
+            msg(Some("c"), "<a@example.com> <b@example.com>", "Re: Topic", 3),
+            msg(Some("d"), "<gone@example.com>", "Lost", 4),
+            msg(Some("e"), "<gone@example.com>", "Re: Lost", 5),
+            "Message-ID: <f@example.com>\r\nIn-Reply-To: <a@example.com> (sent by x)\r\nSubject: Re: Topic\r\nDate: 6 Mar 2022 12:00:00 +0000\r\n\r\n".into(),
+            msg(None, "", "Alone", 7),
+            msg(Some("h"), "<zz@example.com>", "Solo", 8),
+        ];
+        let its = items(&headers);
+        let t = thread(&ThreadAlgorithm::References, &its, false);
+        assert_eq!(wire(&t), "* THREAD (1 (2 3)(6))((4)(5))(7)(8)\r\n");
+        // a reply that arrives before its parent still threads
+        let mut rev = headers.clone();
+        rev.swap(0, 2);
+        let its = items(&rev);
+        let t = thread(&ThreadAlgorithm::References, &its, false);
+        assert_eq!(wire(&t), "* THREAD (3 (2 1)(6))((4)(5))(7)(8)\r\n");
+    }
+
+    #[test]
+    fn references_by_subject() {
+        let headers = vec![
+            msg(Some("x1"), "", "Meeting", 1),
+            msg(Some("x2"), "", "Re: Meeting", 2),
+            msg(Some("x3"), "", "Meeting", 3),
+            msg(Some("y1"), "", "Lunch", 4),
+            msg(Some("y2"), "", "Re: lunch", 5),
+            msg(Some("z"), "", "", 6),
+            msg(Some("z2"), "", "", 7),
+        ];
+        let its = items(&headers);
+        let t = thread(&ThreadAlgorithm::References, &its, false);
+        assert_eq!(wire(&t), "* THREAD ((1 2)(3))(4 5)(6)(7)\r\n");
+        // REFS leaves subjects alone and orders threads by their latest
+        // message
+        let t = thread(&ThreadAlgorithm::Refs, &its, false);
+        assert_eq!(wire(&t), "* THREAD (1)(2)(3)(4)(5)(6)(7)\r\n");
+        let headers = vec![
+            msg(Some("p"), "", "P", 1),
+            msg(Some("q"), "", "Q", 2),
+            msg(Some("p2"), "<p@example.com>", "Re: P", 3),
+        ];
+        let its = items(&headers);
+        let t = thread(&ThreadAlgorithm::Refs, &its, false);
+        assert_eq!(wire(&t), "* THREAD (2)(1 3)\r\n");
+        let t = thread(&ThreadAlgorithm::References, &its, false);
+        assert_eq!(wire(&t), "* THREAD (1 3)(2)\r\n");
+        assert!(thread(&ThreadAlgorithm::Other("X".into()), &its, false).is_empty());
+    }
+
+    #[test]
+    fn loops_and_duplicates() {
+        // each references the other
+        let headers = vec![
+            msg(Some("a"), "<b@example.com>", "A", 1),
+            msg(Some("b"), "<a@example.com>", "B", 2),
+        ];
+        let t = thread(&ThreadAlgorithm::References, &items(&headers), false);
+        assert_eq!(wire(&t), "* THREAD (2 1)\r\n");
+        // self references, a cycle inside one References field
+        let headers = vec![
+            msg(Some("a"), "<a@example.com>", "A", 1),
+            msg(
+                Some("b"),
+                "<x@example.com> <y@example.com> <x@example.com> <b@example.com>",
+                "B",
+                2,
+            ),
+        ];
+        let t = thread(&ThreadAlgorithm::References, &items(&headers), false);
+        assert_eq!(count(&t).1, [1, 2]);
+        assert_eq!(wire(&t), "* THREAD (1)(2)\r\n");
+        // duplicate Message-IDs: the first one is the one referred to
+        let headers = vec![
+            msg(Some("dup"), "", "One", 1),
+            msg(Some("dup"), "", "Two", 2),
+            msg(Some("r"), "<dup@example.com>", "Three", 3),
+        ];
+        let t = thread(&ThreadAlgorithm::References, &items(&headers), false);
+        assert_eq!(wire(&t), "* THREAD (1 3)(2)\r\n");
+    }
+
+    #[test]
+    fn long_chains() {
+        // one References field with thousands of ids
+        let refs: Vec<String> = (0..5000).map(|i| format!("<r{i}@example.com>")).collect();
+        let headers = vec![msg(Some("m"), &refs.join(" "), "Deep", 1)];
+        let t = thread(&ThreadAlgorithm::References, &items(&headers), true);
+        assert_eq!(wire(&t), "* THREAD (10)\r\n");
+        // a reply chain 2000 deep, written without recursion
+        let headers: Vec<String> = (0..2000)
+            .map(|i| {
+                let refs = if i == 0 {
+                    String::new()
+                } else {
+                    format!("<m{}@example.com>", i - 1)
+                };
+                msg(Some(&format!("m{i}")), &refs, "Chain", 1)
+            })
+            .collect();
+        let t = thread(&ThreadAlgorithm::References, &items(&headers), false);
+        let (nodes, ids) = count(&t);
+        assert_eq!(nodes, 2000);
+        assert_eq!(ids, (1..=2000).collect::<Vec<u32>>());
+        assert!(wire(&t).starts_with("* THREAD (1 2 3 4 "));
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_once(
+            msgs in proptest::collection::vec(
+                (proptest::option::of(0u8..6), proptest::collection::vec(0u8..6, 0..5),
+                 "(Re: )?[ab]?", 0u32..4),
+                0..12,
+            ),
+            algo in prop_oneof![Just(ThreadAlgorithm::References), Just(ThreadAlgorithm::Refs),
+                                Just(ThreadAlgorithm::OrderedSubject)],
+        ) {
+            let headers: Vec<String> = msgs
+                .iter()
+                .map(|(id, refs, subject, day)| {
+                    let refs: Vec<String> =
+                        refs.iter().map(|r| format!("<{r}@example.com>")).collect();
+                    msg(id.map(|i| i.to_string()).as_deref(), &refs.join(" "), subject, day + 1)
+                })
+                .collect();
+            let its = items(&headers);
+            let t = thread(&algo, &its, false);
+            let (_, ids) = count(&t);
+            prop_assert_eq!(ids, (1..=its.len() as u32).collect::<Vec<u32>>());
+            let _ = sort(
+                &[SortCriterion { reverse: true, key: SortKey::Subject },
+                  SortCriterion { reverse: false, key: SortKey::DisplayFrom }],
+                &its,
+            );
+        }
+
+        #[test]
+        fn random_headers(header in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let its = [Item { seq: 1, uid: 1, internal_date: 0, size: 0, header: &header }];
+            for algo in [ThreadAlgorithm::References, ThreadAlgorithm::OrderedSubject] {
+                prop_assert_eq!(count(&thread(&algo, &its, true)).1, vec![1]);
+            }
+            let all = [SortKey::Arrival, SortKey::Cc, SortKey::Date, SortKey::From, SortKey::Size,
+                       SortKey::Subject, SortKey::To, SortKey::DisplayFrom, SortKey::DisplayTo];
+            let criteria: Vec<SortCriterion> =
+                all.iter().map(|&key| SortCriterion { reverse: false, key }).collect();
+            prop_assert_eq!(sort(&criteria, &its), vec![0]);
+            let _ = base_subject(&header);
+        }
+    }
 }
