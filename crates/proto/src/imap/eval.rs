@@ -610,10 +610,16 @@ fn text_8bit(bytes: &[u8]) -> String {
     }
 }
 
+/// The longest encoded word decoded.
+const MAX_ENCODED_WORD: usize = 2000;
+
 /// An encoded word `=?charset?B|Q?text?=` at `s[i..]`: the charset, the
 /// decoded bytes, and the offset after it.
 fn encoded_word(s: &[u8], i: usize) -> Option<(&[u8], Vec<u8>, usize)> {
     let rest = s.get(i..)?.strip_prefix(b"=?")?;
+    // RFC 2047 §2 allows 75 characters; longer words exist, but a bound
+    // keeps a header full of `=?` linear
+    let rest = &rest[..rest.len().min(MAX_ENCODED_WORD)];
     let q1 = rest.iter().position(|&b| b == b'?')?;
     let charset = &rest[..q1];
     if charset.is_empty() || charset.iter().any(|&b| b <= b' ' || b >= 0x7f) {
@@ -945,6 +951,9 @@ epilogue mentions epilogword
         assert_eq!(decode_header(b"=?utf-8?x?abc?="), "=?utf-8?x?abc?=");
         assert_eq!(decode_header(b"a =?utf-8?q?b c?="), "a =?utf-8?q?b c?=");
         assert_eq!(decode_header(b"=?"), "=?");
+        // a header full of `=?` that never closes stays linear and intact
+        let long = "=?a?q?aaaa".repeat(20_000);
+        assert_eq!(decode_header(long.as_bytes()), long);
         // 8-bit bytes: UTF-8, or windows-1252 when not valid UTF-8
         assert_eq!(decode_header("Grüße".as_bytes()), "Grüße");
         assert_eq!(decode_header(b"Gr\xfc\xdfe \x80"), "Grüße €");

@@ -131,10 +131,11 @@ fn subject_of<'a>(it: &Item<'a>) -> &'a [u8] {
     last_field(it.header, b"subject").unwrap_or(b"")
 }
 
-/// RFC 5256 §2.1 base subject (decoded RFC 2047 words, lower-cased? No:
-/// RFC 5256 says compare with the i;unicode-casemap collation; return what
-/// you compare with). This is the base subject lower-cased, which is what
-/// SORT and THREAD compare.
+/// RFC 5256 §2.1 base subject of a Subject field value as stored (folded,
+/// encoded words and all): decoded, white space runs made one space,
+/// `re:`/`fwd:` leaders, `[blob]`s, `(fwd)` trailers and `[fwd: ...]`
+/// wrappers removed, and lower-cased, which is what SORT and THREAD
+/// compare (standing in for i;unicode-casemap).
 pub fn base_subject(raw_subject: &[u8]) -> String {
     base_subject_reply(raw_subject).0
 }
@@ -844,6 +845,13 @@ mod tests {
         let t = thread(&ThreadAlgorithm::References, &its, false);
         assert_eq!(wire(&t), "* THREAD (1 3)(2)\r\n");
         assert!(thread(&ThreadAlgorithm::Other("X".into()), &its, false).is_empty());
+        for algo in [
+            ThreadAlgorithm::References,
+            ThreadAlgorithm::Refs,
+            ThreadAlgorithm::OrderedSubject,
+        ] {
+            assert!(thread(&algo, &[], true).is_empty());
+        }
     }
 
     #[test]
