@@ -724,20 +724,28 @@ pub fn parse_date(value: &[u8]) -> Option<DateTime> {
             _ => clean.push(b),
         }
     }
-    let mut tokens = clean
+    let tokens: Vec<&[u8]> = clean
         .split(|b| b.is_ascii_whitespace())
         .filter(|t| !t.is_empty())
-        .peekable();
-    // the day of the week
-    if tokens
-        .peek()
-        .is_some_and(|t| t.iter().all(u8::is_ascii_alphabetic))
+        .collect();
+    let mut t = tokens.as_slice();
+    // the day of the week (no day name starts like a month name)
+    if let [first, rest @ ..] = t
+        && first.iter().all(u8::is_ascii_alphabetic)
+        && month(first).is_none()
     {
-        tokens.next();
+        t = rest;
     }
-    let day = number(tokens.next()?)?;
-    let month = month(tokens.next()?)?;
-    let year_tok = tokens.next()?;
+    // RFC 5322 `day month year [time [zone]]`, or asctime's `month day
+    // time year [zone]` (as some old software writes it)
+    let (day, month, year_tok, time, zone_tok) = match t {
+        [m, d, time, y, rest @ ..] if month(m).is_some() && time.contains(&b':') => {
+            (d, month(m)?, *y, Some(*time), rest.first())
+        }
+        [d, m, y, rest @ ..] => (d, month(m)?, *y, rest.first().copied(), rest.get(1)),
+        _ => return None,
+    };
+    let day = number(day)?;
     let mut year = number(year_tok)?;
     if year_tok.len() <= 2 {
         // RFC 5322 §4.3
@@ -747,7 +755,7 @@ pub fn parse_date(value: &[u8]) -> Option<DateTime> {
     }
     let date = Date::new(u16::try_from(year).ok()?, month, u8::try_from(day).ok()?)?;
     let (mut hour, mut minute, mut second, mut zone) = (0, 0, 0, 0i16);
-    if let Some(time) = tokens.next() {
+    if let Some(time) = time {
         let mut parts = time.split(|&b| b == b':');
         let h = number(parts.next()?)?;
         let m = number(parts.next()?)?;
@@ -759,7 +767,7 @@ pub fn parse_date(value: &[u8]) -> Option<DateTime> {
             return None;
         }
         (hour, minute, second) = (h as u8, m as u8, sec as u8);
-        if let Some(z) = tokens.next() {
+        if let Some(z) = zone_tok {
             zone = parse_zone(z).unwrap_or(0);
         }
     }
@@ -1245,6 +1253,18 @@ epilogue mentions epilogword
         assert_eq!(
             p("13 February 1969").unwrap().0,
             "13-Feb-1969 00:00:00 +0000"
+        );
+        assert_eq!(
+            p("Wed Dec  2 18:35:19 2026").unwrap().0,
+            "02-Dec-2026 18:35:19 +0000"
+        );
+        assert_eq!(
+            p("Dec 2 18:35:19 2026 -0100").unwrap().0,
+            "02-Dec-2026 18:35:19 -0100"
+        );
+        assert_eq!(
+            p("Monday, 02 Dec 2026").unwrap().0,
+            "02-Dec-2026 00:00:00 +0000"
         );
         assert_eq!(p("31 Feb 2020 10:00:00 +0000"), None);
         assert_eq!(p("1 Mar 2022 25:00:00 +0000"), None);
