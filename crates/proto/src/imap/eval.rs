@@ -4,7 +4,7 @@
 //!
 //! The session fills a [`Candidate`] per message from its index, asks
 //! [`needs`] first to know whether it must load the header or the whole
-//! message, and calls [`matches`].
+//! message, and calls [`matches()`].
 //!
 //! ## Text keys, as Dovecot reads them
 //! FROM, TO, CC, BCC, SUBJECT, HEADER, BODY and TEXT are substring
@@ -407,7 +407,15 @@ fn body_text(out: &mut String, msg: &Message<'_>) {
     let mut stack: Vec<&Part> = vec![msg.root()];
     while let Some(part) = stack.pop() {
         match &part.kind {
-            Kind::Multipart(children) => stack.extend(children.iter().rev()),
+            Kind::Multipart(children) if !children.is_empty() => {
+                stack.extend(children.iter().rev());
+            }
+            Kind::Multipart(_) => {
+                // no boundary, or one that never comes: the body as text
+                let body = raw.get(part.body.range()).unwrap_or(&[]);
+                out.push_str(&text_8bit(body));
+                out.push('\n');
+            }
             Kind::Message(inner) => {
                 header_text(out, raw.get(inner.header.range()).unwrap_or(&[]));
                 stack.push(inner);
@@ -1057,6 +1065,10 @@ epilogue mentions epilogword
         check(&m, "TEXT \"inner subject\"", true);
         check(&m, "FROM bob", true);
         check(&m, "FROM inner", false);
+
+        // a multipart whose boundary never comes is searched as text
+        let m = cand("Content-Type: multipart/mixed; boundary=zz\n\nplain words\n");
+        check(&m, "BODY \"plain words\"", true);
     }
 
     #[test]
