@@ -24,13 +24,16 @@ use ironpost_proto::imap::reader::{self as rd, Continuation, LITERAL_MINUS_MAX};
 use ironpost_proto::imap::response::{
     self as resp, Code, ListItem, MailboxAttr, Namespace, Status,
 };
-use ironpost_proto::imap::{Event, FetchAttr, Flag, Limits, MailboxName, Reader, SequenceSet};
+use ironpost_proto::imap::{
+    Event, FetchAttr, Flag, Limits, MailboxName, Reader, SearchKey, SearchReturn, SequenceSet,
+    ThreadAlgorithm, eval, thread,
+};
 use ironpost_proto::sasl::{self, Mechanism, SaslError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::fetch::{self, Structure};
 use super::folders::{DELIMITER, Folders, special_use};
-use super::mailbox::{Folder, Update, View, to_imap};
+use super::mailbox::{Folder, Update, View, to_imap, unix_seconds};
 use super::{Imapd, UserIp};
 use crate::auth::sasl::{Challenger, Context, Outcome};
 use crate::auth::system::{Check, Identity};
@@ -91,6 +94,8 @@ struct Session<'a, S> {
     view: Option<View>,
     condstore: bool,
     utf8: bool,
+    /// The saved search result `$` (RFC 5182), as UIDs ascending.
+    saved: Option<Vec<u32>>,
     bad: u32,
     bytes_in: u64,
     bytes_out: u64,
@@ -127,6 +132,7 @@ where
         view: None,
         condstore: false,
         utf8: false,
+        saved: None,
         bad: 0,
         bytes_in: 0,
         bytes_out: 0,
@@ -338,9 +344,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "MOVE",
                 "STATUS=SIZE",
                 "SPECIAL-USE",
-                "CREATE-SPECIAL-USE",
                 "LIST-STATUS",
                 "UTF8=ACCEPT",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=REFERENCES",
+                "THREAD=REFS",
+                "THREAD=ORDEREDSUBJECT",
+                "ESEARCH",
+                "SEARCHRES",
+                "WITHIN",
             ] {
                 caps.push(c.into());
             }
@@ -620,9 +633,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             CommandKind::Move { uid, set, mailbox } => {
                 tokio::task::block_in_place(|| self.copy(tag, uid, &set, &mailbox, true))?;
             }
-            CommandKind::Sort(_)
-            | CommandKind::Thread(_)
-            | CommandKind::GetQuota(_)
+            CommandKind::Sort(srt) => {
+                tokio::task::block_in_place(|| self.sort(tag, srt))?;
+            }
+            CommandKind::Thread(t) => {
+                tokio::task::block_in_place(|| self.thread(tag, t))?;
+            }
+            CommandKind::GetQuota(_)
             | CommandKind::GetQuotaRoot(_)
             | CommandKind::SetQuota { .. }
             | CommandKind::Compress(_) => {
@@ -1486,7 +1503,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let n = view.msgs.len();
         let mut out = Vec::new();
         if set.is_saved() {
-            return Err("Search result variable $ is not supported.".into());
+            // RFC 5182: `$` is the saved UIDs, in either command.
+            for u in self.saved.iter().flatten() {
+                if let Ok(i) = view.msgs.binary_search_by_key(u, |m| m.uid) {
+                    out.push(i);
+                }
+            }
+            return Ok(out);
         }
         if uid {
             let ranges = set
@@ -2025,12 +2048,245 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Ok(())
     }
 
+    /// Charsets SEARCH, SORT and THREAD take.
+    fn charset_ok(&mut self, tag: &str, charset: Option<&str>) -> bool {
+        match charset {
+            None => true,
+            Some(c) if c.eq_ignore_ascii_case("UTF-8") || c.eq_ignore_ascii_case("US-ASCII") => {
+                true
+            }
+            Some(_) => {
+                self.tagged(
+                    tag,
+                    Status::No,
+                    Some(Code::BadCharset(vec!["US-ASCII".into(), "UTF-8".into()])),
+                    "Unsupported charset",
+                );
+                false
+            }
+        }
+    }
+
+    /// The messages `key` matches: (seq, uid, modseq, header), ascending;
+    /// the header of each match only when `header` (SORT, THREAD).
+    fn evaluate(&mut self, key: &SearchKey, header: bool) -> Result<Vec<Found>, No> {
+        let view = self.view.as_ref().expect("selected");
+        let folder = view.folder.clone();
+        let mut needs = eval::needs(key);
+        if header && needs < eval::Needs::Header {
+            needs = eval::Needs::Header;
+        }
+        let now = chrono::Utc::now().timestamp();
+        let cx = eval::Context {
+            max_seq: view.exists(),
+            max_uid: view.max_uid(),
+            saved: self.saved.as_deref(),
+            now,
+            tz_offset: i32::from(fetch::zone_minutes(now)) * 60,
+        };
+        let mut out = Vec::new();
+        for (i, k) in view.msgs.iter().enumerate() {
+            let (record, flags, msg) = {
+                let st = folder.lock();
+                let Some(r) = st.index.get(k.uid) else {
+                    continue;
+                };
+                let msg = if needs > eval::Needs::Nothing {
+                    st.message(k.uid).map(|m| {
+                        let mut m = m.clone();
+                        m.path = folder.path.join(r.rel_path());
+                        m
+                    })
+                } else {
+                    None
+                };
+                (r.clone(), to_imap(&r.flags(), &st.keywords), msg)
+            };
+            let raw = match &msg {
+                Some(m) => match folder.maildir.read(m) {
+                    Ok(mut d) => {
+                        if needs == eval::Needs::Header {
+                            d.truncate(header_end(&d));
+                        }
+                        Some(d)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_no(e)),
+                },
+                None => None,
+            };
+            let c = eval::Candidate {
+                seq: i as u32 + 1,
+                uid: k.uid,
+                flags: &flags,
+                recent: k.recent,
+                internal_date: unix_seconds(record.internal_date()),
+                size: record.wire_size,
+                modseq: record.modseq,
+                raw: raw.as_deref(),
+            };
+            if eval::matches(key, &c, &cx) {
+                let h = if header {
+                    raw.map(|mut d| {
+                        d.truncate(header_end(&d));
+                        d
+                    })
+                } else {
+                    None
+                };
+                out.push(Found {
+                    seq: i as u32 + 1,
+                    uid: k.uid,
+                    modseq: record.modseq,
+                    internal_date: unix_seconds(record.internal_date()),
+                    size: record.wire_size,
+                    header: h,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     fn search(
         &mut self,
         tag: &str,
-        _s: ironpost_proto::imap::command::SearchCommand,
+        s: ironpost_proto::imap::command::SearchCommand,
     ) -> Result<(), End> {
-        self.bad_text(tag, "Unknown command.");
+        if !self.charset_ok(tag, s.charset.as_deref()) {
+            return Ok(());
+        }
+        let found = match self.evaluate(&s.key, false) {
+            Ok(f) => f,
+            Err(no) => {
+                self.no(tag, no);
+                return Ok(());
+            }
+        };
+        let nums: Vec<u32> = found
+            .iter()
+            .map(|f| if s.uid { f.uid } else { f.seq })
+            .collect();
+        let modseq = has_modseq(&s.key)
+            .then(|| found.iter().map(|f| f.modseq).max())
+            .flatten();
+        if has_modseq(&s.key) {
+            self.condstore = true;
+        }
+        match &s.returns {
+            None => resp::search(&mut self.out, &nums, modseq),
+            Some(ret) => {
+                let wanted = |r: SearchReturn| ret.contains(&r);
+                let save = wanted(SearchReturn::Save);
+                // RETURN () is ALL (RFC 4731 §3.1).
+                let all = ret.is_empty() || wanted(SearchReturn::All);
+                let ranges = ranges_of(&nums);
+                if !(save && ret.len() == 1) {
+                    resp::esearch(
+                        &mut self.out,
+                        &resp::Esearch {
+                            tag: Some(tag),
+                            uid: s.uid,
+                            min: if wanted(SearchReturn::Min) {
+                                nums.first().copied()
+                            } else {
+                                None
+                            },
+                            max: if wanted(SearchReturn::Max) {
+                                nums.last().copied()
+                            } else {
+                                None
+                            },
+                            count: wanted(SearchReturn::Count).then_some(nums.len() as u32),
+                            all: all.then_some(&ranges[..]),
+                            modseq,
+                        },
+                    );
+                }
+                if save {
+                    // RFC 5182 §2.1: with MIN and/or MAX and neither ALL
+                    // nor COUNT, only those are saved.
+                    let uids: Vec<u32> = found.iter().map(|f| f.uid).collect();
+                    let minmax = (wanted(SearchReturn::Min) || wanted(SearchReturn::Max))
+                        && !wanted(SearchReturn::All)
+                        && !wanted(SearchReturn::Count);
+                    let saved = if minmax {
+                        let mut v = Vec::new();
+                        if wanted(SearchReturn::Min)
+                            && let Some(u) = uids.first()
+                        {
+                            v.push(*u);
+                        }
+                        if wanted(SearchReturn::Max)
+                            && let Some(u) = uids.last()
+                            && !v.contains(u)
+                        {
+                            v.push(*u);
+                        }
+                        v
+                    } else {
+                        uids
+                    };
+                    self.saved = Some(saved);
+                }
+            }
+        }
+        self.report(s.uid, false, s.uid)?;
+        self.ok(tag, "Search completed.");
+        Ok(())
+    }
+
+    fn sort(
+        &mut self,
+        tag: &str,
+        s: ironpost_proto::imap::command::SortCommand,
+    ) -> Result<(), End> {
+        if !self.charset_ok(tag, Some(&s.charset)) {
+            return Ok(());
+        }
+        let found = match self.evaluate(&s.key, true) {
+            Ok(f) => f,
+            Err(no) => {
+                self.no(tag, no);
+                return Ok(());
+            }
+        };
+        let order = thread::sort(&s.criteria, &items_of(&found));
+        let nums: Vec<u32> = order
+            .iter()
+            .map(|&i| if s.uid { found[i].uid } else { found[i].seq })
+            .collect();
+        resp::sort(&mut self.out, &nums, None);
+        self.report(s.uid, false, s.uid)?;
+        self.ok(tag, "Sort completed.");
+        Ok(())
+    }
+
+    fn thread(
+        &mut self,
+        tag: &str,
+        t: ironpost_proto::imap::command::ThreadCommand,
+    ) -> Result<(), End> {
+        if matches!(t.algorithm, ThreadAlgorithm::Other(_)) {
+            self.bad_text(
+                tag,
+                "Error in IMAP command THREAD: Unknown thread algorithm",
+            );
+            return Ok(());
+        }
+        if !self.charset_ok(tag, Some(&t.charset)) {
+            return Ok(());
+        }
+        let found = match self.evaluate(&t.key, true) {
+            Ok(f) => f,
+            Err(no) => {
+                self.no(tag, no);
+                return Ok(());
+            }
+        };
+        let roots = thread::thread(&t.algorithm, &items_of(&found), t.uid);
+        resp::thread(&mut self.out, &roots);
+        self.report(t.uid, false, t.uid)?;
+        self.ok(tag, "Thread completed.");
         Ok(())
     }
 
@@ -2165,6 +2421,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         out.push_str(rest);
         out
     }
+}
+
+/// A message a search found.
+struct Found {
+    seq: u32,
+    uid: u32,
+    modseq: u64,
+    internal_date: i64,
+    size: u64,
+    header: Option<Vec<u8>>,
+}
+
+fn items_of(found: &[Found]) -> Vec<thread::Item<'_>> {
+    found
+        .iter()
+        .map(|f| thread::Item {
+            seq: f.seq,
+            uid: f.uid,
+            internal_date: f.internal_date,
+            size: f.size,
+            header: f.header.as_deref().unwrap_or(b""),
+        })
+        .collect()
+}
+
+/// Where a message's header ends (after the blank line), LF or CRLF.
+fn header_end(d: &[u8]) -> usize {
+    let mut i = 0;
+    while i < d.len() {
+        match d[i..].iter().position(|&b| b == b'\n') {
+            Some(p) => {
+                let next = i + p + 1;
+                let line = &d[i..i + p];
+                if line.is_empty() || line == b"\r" {
+                    return next;
+                }
+                i = next;
+            }
+            None => return d.len(),
+        }
+    }
+    d.len()
+}
+
+/// Whether a search key uses MODSEQ (its answer then carries the highest).
+fn has_modseq(k: &SearchKey) -> bool {
+    match k {
+        SearchKey::ModSeq { .. } => true,
+        SearchKey::Not(a) => has_modseq(a),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::And(v) => v.iter().any(has_modseq),
+        _ => false,
+    }
+}
+
+/// Numbers as sorted, merged ranges.
+fn ranges_of(nums: &[u32]) -> Vec<std::ops::RangeInclusive<u32>> {
+    let mut sorted = nums.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
+    for n in sorted {
+        match out.last_mut() {
+            Some(r) if *r.end() == n => {}
+            Some(r) if *r.end() + 1 == n => *r = *r.start()..=n,
+            _ => out.push(n..=n),
+        }
+    }
+    out
 }
 
 fn system_flags() -> Vec<Flag> {
