@@ -362,7 +362,8 @@ impl View {
             });
         }
         let added = self.msgs.len() + up.expunged.len() != before;
-        if added || !up.expunged.is_empty() {
+        // EXPUNGE already lowers the count: EXISTS only for new ones.
+        if added {
             up.exists = Some(self.exists());
         }
         if added {

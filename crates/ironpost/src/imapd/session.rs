@@ -93,6 +93,8 @@ struct Session<'a, S> {
     user: Option<User>,
     view: Option<View>,
     condstore: bool,
+    /// QRESYNC enabled: expunges are told as VANISHED.
+    qresync: bool,
     utf8: bool,
     /// The saved search result `$` (RFC 5182), as UIDs ascending.
     saved: Option<Vec<u32>>,
@@ -131,6 +133,7 @@ where
         user: None,
         view: None,
         condstore: false,
+        qresync: false,
         utf8: false,
         saved: None,
         bad: 0,
@@ -340,6 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "UIDPLUS",
                 "LIST-EXTENDED",
                 "CONDSTORE",
+                "QRESYNC",
                 "BINARY",
                 "MOVE",
                 "STATUS=SIZE",
@@ -526,6 +530,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                             self.condstore = true;
                             on.push("CONDSTORE");
                         }
+                        "QRESYNC" => {
+                            // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                            self.condstore = true;
+                            self.qresync = true;
+                            on.push("QRESYNC");
+                        }
                         "UTF8=ACCEPT" => {
                             self.utf8 = true;
                             self.reader.set_utf8(true);
@@ -538,10 +548,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.ok(tag, "Enabled.");
             }
             CommandKind::Select { mailbox, params } => {
-                self.select(tag, &mailbox, params.condstore, false)?;
+                self.select(tag, &mailbox, params, false)?;
             }
             CommandKind::Examine { mailbox, params } => {
-                self.select(tag, &mailbox, params.condstore, true)?;
+                self.select(tag, &mailbox, params, true)?;
             }
             CommandKind::Create { mailbox, .. } => {
                 let r = self.create(&mailbox);
@@ -964,13 +974,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         &mut self,
         tag: &str,
         name: &MailboxName,
-        condstore: bool,
+        params: ironpost_proto::imap::command::SelectParams,
         read_only: bool,
     ) -> Result<(), End> {
-        if condstore {
+        if params.qresync.is_some() && !self.qresync {
+            self.bad_text(tag, "Error in IMAP command SELECT: QRESYNC not enabled");
+            return Ok(());
+        }
+        if params.condstore {
             self.condstore = true;
         }
-        self.view = None;
+        if self.view.take().is_some() && self.qresync {
+            // RFC 7162 §3.2.11.
+            resp::untagged(&mut self.out, Status::Ok, Some(&Code::Closed), "");
+        }
         self.state = State::Authenticated;
         let path = match self.existing(name, false) {
             Ok(p) => p,
@@ -1063,11 +1080,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         } else {
             "Select completed."
         };
+        if let Some(q) = &params.qresync
+            && q.uid_validity == view.uidvalidity
+        {
+            self.qresync_catch_up(&view, q);
+        }
         self.view = Some(view);
         self.scanned = Instant::now();
         self.state = State::Selected;
         self.tagged(tag, Status::Ok, Some(code), text);
         Ok(())
+    }
+
+    /// SELECT (QRESYNC ...): what the client missed since its MODSEQ
+    /// (RFC 7162 §3.2.5): the UIDs expunged since, then the messages
+    /// changed since, with their flags.
+    fn qresync_catch_up(&mut self, view: &View, q: &ironpost_proto::imap::command::Qresync) {
+        let st = view.folder.lock();
+        let max = view.max_uid().max(st.snapshot.uidnext.saturating_sub(1));
+        let known = |u: u32| q.known_uids.as_ref().is_none_or(|set| set.contains(u, max));
+        let vanished: Vec<u32> = match st.index.vanished_since(q.mod_seq) {
+            Some(v) => v.into_iter().filter(|&u| known(u)).collect(),
+            None => {
+                // History too short: every known UID that is not here
+                // (RFC 7162 §3.2.5.1 allows this answer).
+                let mut v = Vec::new();
+                if let Some(set) = &q.known_uids
+                    && let Ok(ranges) = set.resolve_uid(max)
+                {
+                    for r in ranges {
+                        for u in r.take(1_000_000) {
+                            if view.msgs.binary_search_by_key(&u, |m| m.uid).is_err() {
+                                v.push(u);
+                            }
+                        }
+                    }
+                }
+                v
+            }
+        };
+        resp::vanished(&mut self.out, true, &ranges_of(&vanished));
+        for (i, k) in view.msgs.iter().enumerate() {
+            let Some(r) = st.index.get(k.uid) else {
+                continue;
+            };
+            if r.modseq <= q.mod_seq || !known(k.uid) {
+                continue;
+            }
+            let mut flags = to_imap(&r.flags(), &st.keywords);
+            if k.recent {
+                flags.push(Flag::Recent);
+            }
+            let mut f = resp::FetchResponse::new(i as u32 + 1);
+            f.uid(k.uid);
+            f.flags(&flags);
+            f.modseq(r.modseq);
+            f.finish_into(&mut self.out);
+        }
     }
 
     fn create(&mut self, name: &MailboxName) -> Result<(), No> {
@@ -1385,26 +1454,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 ));
             }
         }
-        for m in messages {
-            let flags = {
-                let mut st = folder.lock();
-                st.to_maildir(&m.flags, &path, &Flags::default())
-                    .map_err(io_no)?
-            };
-            let date = m.date.map(|d| {
-                let t = d.timestamp();
-                if t >= 0 {
-                    std::time::UNIX_EPOCH + Duration::from_secs(t as u64)
-                } else {
-                    std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
-                }
-            });
-            let (uid, _) = folder
-                .maildir
-                .append(&m.data, &flags, date)
-                .map_err(io_no)?;
-            uids.push(uid);
+        // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): what was
+        // stored is taken back when a later message fails.
+        let mut stored: Vec<(u32, std::path::PathBuf)> = Vec::new();
+        let result = (|| -> Result<(), No> {
+            for m in &messages {
+                let flags = {
+                    let mut st = folder.lock();
+                    st.to_maildir(&m.flags, &path, &Flags::default())
+                        .map_err(io_no)?
+                };
+                let date = m.date.map(|d| {
+                    let t = d.timestamp();
+                    if t >= 0 {
+                        std::time::UNIX_EPOCH + Duration::from_secs(t as u64)
+                    } else {
+                        std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
+                    }
+                });
+                stored.push(
+                    folder
+                        .maildir
+                        .append(&m.data, &flags, date)
+                        .map_err(io_no)?,
+                );
+            }
+            Ok(())
+        })();
+        if let Err(no) = result {
+            for (_, p) in &stored {
+                let _ = std::fs::remove_file(p);
+            }
+            drop(folder.sync());
+            return Err(no);
         }
+        uids.extend(stored.iter().map(|(u, _)| *u));
         let st = folder.sync().map_err(io_no)?;
         let v = st.index.uidvalidity();
         Ok(Code::append_uid(v, &uids))
@@ -1447,8 +1531,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let Some(view) = self.view.as_ref() else {
             return Ok(());
         };
-        for n in &up.expunged {
-            resp::expunge(&mut self.out, *n);
+        if self.qresync {
+            resp::vanished(&mut self.out, false, &ranges_of(&up.vanished));
+        } else {
+            for n in &up.expunged {
+                resp::expunge(&mut self.out, *n);
+            }
         }
         if up.keywords {
             let st = view.folder.lock();
@@ -1563,6 +1651,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             items.push(FetchAttr::Flags);
         }
         let mut seen_changes: Vec<(u32, u64)> = Vec::new();
+        if f.vanished
+            && let Some(since) = f.changed_since
+        {
+            if !self.qresync {
+                self.bad_text(tag, "Error in IMAP command UID FETCH: QRESYNC not enabled");
+                return Ok(());
+            }
+            // RFC 7162 §3.2.6: the UIDs of the set expunged since.
+            let st = folder.lock();
+            let max = view.max_uid().max(st.snapshot.uidnext.saturating_sub(1));
+            let gone: Vec<u32> = st
+                .index
+                .vanished_since(since)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|&u| f.set.contains(u, max))
+                .collect();
+            drop(st);
+            resp::vanished(&mut self.out, true, &ranges_of(&gone));
+        }
         for (n, &i) in idx.iter().enumerate() {
             let Some(view) = self.view.as_ref() else {
                 break;
