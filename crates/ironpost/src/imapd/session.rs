@@ -60,6 +60,8 @@ const SASL_LINE: usize = 64 * 1024;
 const IDLE_POLL: Duration = Duration::from_secs(2);
 /// How often IDLE tells the client it is still there.
 const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
+/// The one quota root: every folder of the user.
+const QUOTA_ROOT: &str = "User quota";
 /// Commands in a row that were not understood before the session ends.
 const MAX_BAD: u32 = 20;
 
@@ -67,6 +69,8 @@ const MAX_BAD: u32 = 20;
 struct User {
     name: String,
     folders: Folders,
+    /// The directory's quota in bytes (RFC 9208 STORAGE), if any.
+    quota: Option<u64>,
     _count: UserIp,
 }
 
@@ -358,6 +362,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "ESEARCH",
                 "SEARCHRES",
                 "WITHIN",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
             ] {
                 caps.push(c.into());
             }
@@ -649,13 +655,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             CommandKind::Thread(t) => {
                 tokio::task::block_in_place(|| self.thread(tag, t))?;
             }
-            CommandKind::GetQuota(_)
-            | CommandKind::GetQuotaRoot(_)
-            | CommandKind::SetQuota { .. }
-            | CommandKind::Compress(_) => {
+            CommandKind::GetQuotaRoot(mailbox) => {
+                if let Err(no) = self.existing(&mailbox, false) {
+                    self.no(tag, no);
+                    return Ok(());
+                }
+                let has = self.user.as_ref().is_some_and(|u| u.quota.is_some());
+                let roots: &[&str] = if has { &[QUOTA_ROOT] } else { &[] };
+                resp::quotaroot(&mut self.out, &mailbox, roots, self.utf8);
+                if has {
+                    tokio::task::block_in_place(|| self.quota_response());
+                }
+                self.ok(tag, "Getquotaroot completed.");
+            }
+            CommandKind::GetQuota(root) => {
+                if root != QUOTA_ROOT || self.user.as_ref().is_none_or(|u| u.quota.is_none()) {
+                    self.tagged(
+                        tag,
+                        Status::No,
+                        Some(Code::Nonexistent),
+                        "Quota root does not exist",
+                    );
+                    return Ok(());
+                }
+                tokio::task::block_in_place(|| self.quota_response());
+                self.ok(tag, "Getquota completed.");
+            }
+            CommandKind::SetQuota { .. } => {
+                self.tagged(
+                    tag,
+                    Status::No,
+                    Some(Code::NoPerm),
+                    "Quota can't be changed over IMAP (ironpost user quota does it).",
+                );
+            }
+            CommandKind::Compress(_) => {
                 // Not offered in CAPABILITY.
                 self.bad_text(tag, "Unknown command.");
             }
+        }
+        Ok(())
+    }
+
+    /// `* QUOTA "User quota" (STORAGE used limit)`, in KiB (RFC 9208).
+    fn quota_response(&mut self) {
+        let Some(user) = &self.user else { return };
+        let Some(limit) = user.quota else { return };
+        let used = crate::store::quota::usage(user.folders.root()).unwrap_or(0);
+        resp::quota(
+            &mut self.out,
+            QUOTA_ROOT,
+            &[resp::QuotaResource {
+                name: "STORAGE",
+                usage: used.div_ceil(1024),
+                limit: limit / 1024,
+            }],
+        );
+    }
+
+    /// Refuses adding `bytes` past the user's quota.
+    fn check_quota(&self, bytes: u64) -> Result<(), No> {
+        let Some(user) = &self.user else { return Ok(()) };
+        let Some(limit) = user.quota else { return Ok(()) };
+        let used = crate::store::quota::usage(user.folders.root()).map_err(io_no)?;
+        if used.saturating_add(bytes) > limit {
+            return Err(No(
+                Some(Code::OverQuota),
+                "Quota exceeded (mailbox for user is full)".into(),
+            ));
         }
         Ok(())
     }
@@ -934,9 +1001,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.number,
             self.protection()
         ));
+        let quota = match &who {
+            Identity::Virtual(a) => {
+                let url = self.p.login.accounts.directory_url.clone();
+                let a = a.clone();
+                tokio::task::block_in_place(|| crate::store::quota::limit(url.as_deref(), &a))
+                    .unwrap_or_else(|e| {
+                        self.log_login(&format!("Error: quota of {name}: {e}"));
+                        None
+                    })
+            }
+            Identity::System(_) => None,
+        };
         self.user = Some(User {
             name,
             folders,
+            quota,
             _count: count,
         });
         self.state = State::Authenticated;
@@ -1454,6 +1534,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 ));
             }
         }
+        let total: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
+        self.check_quota(total)?;
         // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): what was
         // stored is taken back when a later message fails.
         let mut stored: Vec<(u32, std::path::PathBuf)> = Vec::new();
@@ -2081,6 +2163,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         let same = Arc::ptr_eq(&src, &target);
+        // A move within the user's folders takes no more room.
+        let bytes: u64 = sources.iter().map(|(m, _, _)| m.size).sum();
+        if let Err(no) = self.check_quota(if is_move { 0 } else { bytes }) {
+            self.no(tag, no);
+            return Ok(());
+        }
         let copied = (|| -> Result<(Vec<u32>, Vec<u32>, u32), No> {
             let mut pairs = Vec::with_capacity(sources.len());
             {
