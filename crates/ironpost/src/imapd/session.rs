@@ -99,6 +99,9 @@ struct Session<'a, S> {
     condstore: bool,
     /// QRESYNC enabled: expunges are told as VANISHED.
     qresync: bool,
+    /// IMAP4rev2 enabled (RFC 9051): no \Recent, ESEARCH answers, UTF-8
+    /// names.
+    rev2: bool,
     utf8: bool,
     /// The saved search result `$` (RFC 5182), as UIDs ascending.
     saved: Option<Vec<u32>>,
@@ -138,6 +141,7 @@ where
         view: None,
         condstore: false,
         qresync: false,
+        rev2: false,
         utf8: false,
         saved: None,
         bad: 0,
@@ -322,6 +326,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     fn capabilities(&self) -> String {
         let mut caps: Vec<String> = vec![
             "IMAP4rev1".into(),
+            "IMAP4rev2".into(),
             "SASL-IR".into(),
             "ID".into(),
             "ENABLE".into(),
@@ -542,6 +547,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                             self.qresync = true;
                             on.push("QRESYNC");
                         }
+                        "IMAP4REV2" => {
+                            self.rev2 = true;
+                            self.utf8 = true;
+                            self.reader.set_utf8(true);
+                            on.push("IMAP4rev2");
+                        }
                         "UTF8=ACCEPT" => {
                             self.utf8 = true;
                             self.reader.set_utf8(true);
@@ -715,8 +726,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     /// Refuses adding `bytes` past the user's quota.
     fn check_quota(&self, bytes: u64) -> Result<(), No> {
-        let Some(user) = &self.user else { return Ok(()) };
-        let Some(limit) = user.quota else { return Ok(()) };
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        let Some(limit) = user.quota else {
+            return Ok(());
+        };
         let used = crate::store::quota::usage(user.folders.root()).map_err(io_no)?;
         if used.saturating_add(bytes) > limit {
             return Err(No(
@@ -1064,7 +1079,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if params.condstore {
             self.condstore = true;
         }
-        if self.view.take().is_some() && self.qresync {
+        if self.view.take().is_some() && (self.qresync || self.rev2) {
             // RFC 7162 §3.2.11.
             resp::untagged(&mut self.out, Status::Ok, Some(&Code::Closed), "");
         }
@@ -1123,8 +1138,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             },
         );
         resp::exists(&mut self.out, view.exists());
-        resp::recent(&mut self.out, view.recent());
-        if let Some(n) = unseen {
+        if self.rev2 {
+            // RFC 9051 §6.3.2: the mailbox's LIST response, its name as
+            // the server writes it.
+            let prefix = format!("{name}{DELIMITER}");
+            let children = !name.is_inbox()
+                && self
+                    .folders()
+                    .list()
+                    .is_ok_and(|l| l.iter().any(|n| n.starts_with(&prefix)));
+            let mut attrs = vec![if children {
+                MailboxAttr::HasChildren
+            } else {
+                MailboxAttr::HasNoChildren
+            }];
+            if let Some(u) = special_use(name.as_str()).and_then(MailboxAttr::special_use) {
+                attrs.push(u);
+            }
+            resp::list(
+                &mut self.out,
+                "LIST",
+                &ListItem {
+                    attributes: &attrs,
+                    delimiter: Some(DELIMITER),
+                    name,
+                    child_info_subscribed: false,
+                    old_name: None,
+                },
+                self.utf8,
+            );
+        }
+        // IMAP4rev2 has neither RECENT nor the UNSEEN code (RFC 9051 §E).
+        if !self.rev2 {
+            resp::recent(&mut self.out, view.recent());
+        }
+        if let Some(n) = unseen.filter(|_| !self.rev2) {
             resp::untagged(
                 &mut self.out,
                 Status::Ok,
@@ -1208,7 +1256,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 continue;
             }
             let mut flags = to_imap(&r.flags(), &st.keywords);
-            if k.recent {
+            if k.recent && !self.rev2 {
                 flags.push(Flag::Recent);
             }
             let mut f = resp::FetchResponse::new(i as u32 + 1);
@@ -1640,14 +1688,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if let Some(n) = up.exists {
             resp::exists(&mut self.out, n);
         }
-        if let Some(n) = up.recent {
+        if let Some(n) = up.recent.filter(|_| !self.rev2) {
             resp::recent(&mut self.out, n);
         }
         if !up.flags.is_empty() {
             let st = view.folder.lock();
             for (seq, u) in &up.flags {
                 let Some(r) = st.index.get(*u) else { continue };
-                let recent = view.msgs.get(*seq as usize - 1).is_some_and(|k| k.recent);
+                let recent =
+                    !self.rev2 && view.msgs.get(*seq as usize - 1).is_some_and(|k| k.recent);
                 let mut flags = to_imap(&r.flags(), &st.keywords);
                 if recent {
                     flags.push(Flag::Recent);
@@ -1839,7 +1888,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 seq,
                 uid: known.uid,
                 flags: &imap_flags,
-                recent: known.recent,
+                recent: known.recent && !self.rev2,
                 internal_date: record.internal_date(),
                 wire_size: record.wire_size,
                 modseq: modseq_now,
@@ -2018,7 +2067,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
                 if !s.silent {
                     let mut flags = flags.clone();
-                    if recent {
+                    if recent && !self.rev2 {
                         flags.push(Flag::Recent);
                     }
                     f.flags(&flags);
@@ -2369,6 +2418,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.condstore = true;
         }
         match &s.returns {
+            // IMAP4rev2 answers SEARCH with ESEARCH only (RFC 9051 §6.4.4).
+            None if self.rev2 => {
+                let ranges = ranges_of(&nums);
+                resp::esearch(
+                    &mut self.out,
+                    &resp::Esearch {
+                        tag: Some(tag),
+                        uid: s.uid,
+                        all: Some(&ranges[..]),
+                        modseq,
+                        ..resp::Esearch::default()
+                    },
+                );
+            }
             None => resp::search(&mut self.out, &nums, modseq),
             Some(ret) => {
                 let wanted = |r: SearchReturn| ret.contains(&r);

@@ -114,7 +114,11 @@ impl Agents {
                     address,
                     RELAY,
                     "4.2.0",
-                    format!("cannot read mailbox {}: {}", root.display(), ironpost_conf::io_reason(&e)),
+                    format!(
+                        "cannot read mailbox {}: {}",
+                        root.display(),
+                        ironpost_conf::io_reason(&e)
+                    ),
                 ));
             }
         };
