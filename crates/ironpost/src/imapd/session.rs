@@ -1301,6 +1301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.view = None;
             self.state = State::Authenticated;
         }
+        Folder::forget(&path);
         self.folders().delete(name.as_str()).map_err(io_no)?;
         let _ = self.folders().subscribe(name.as_str(), false);
         Ok(())
@@ -1350,6 +1351,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 io_no(e)
             }
         })?;
+        for (a, b) in &moved {
+            for n in [a, b] {
+                if let Ok(p) = f.path(n) {
+                    Folder::forget(&p);
+                }
+            }
+        }
         // Subscriptions follow the names.
         if let Ok(mut subs) = f.subscriptions() {
             let mut changed = false;
