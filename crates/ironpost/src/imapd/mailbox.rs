@@ -14,10 +14,11 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ironpost_proto::imap::Flag;
 
+use super::fetch::Structure;
 use crate::store::flags::Flags;
 use crate::store::index::{self, Index, Sub};
 use crate::store::keywords::Keywords;
@@ -36,8 +37,15 @@ pub struct State {
     pub keywords: Keywords,
     /// The last snapshot (for reads, copies and renames by UID).
     pub snapshot: Arc<Snapshot>,
-    synced: Option<Instant>,
+    /// The Maildir's token before the last snapshot.
+    token: Option<crate::store::maildir::Token>,
+    /// ENVELOPE and BODYSTRUCTURE of messages fetched lately, decoded
+    /// (the index's cache holds them all, encoded, on disk).
+    structures: HashMap<u32, Arc<Structure>>,
 }
+
+/// How many decoded structures a folder keeps in memory.
+const STRUCTURES: usize = 200_000;
 
 type Table = HashMap<PathBuf, Weak<Folder>>;
 static OPEN: LazyLock<Mutex<Table>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -76,7 +84,8 @@ impl Folder {
                 index,
                 keywords,
                 snapshot,
-                synced: None,
+                token: None,
+                structures: HashMap::new(),
             }),
         });
         t.retain(|_, w| w.strong_count() > 0);
@@ -101,10 +110,15 @@ impl Folder {
     /// when something changed. Returns the locked state.
     pub fn sync(&self) -> io::Result<MutexGuard<'_, State>> {
         let mut st = self.lock();
+        let token = self.maildir.token();
+        if token.is_some() && token == st.token {
+            // Nothing changed on disk since the last snapshot.
+            return Ok(st);
+        }
         let snap = self.maildir.snapshot()?;
         let changes = st.index.apply(&snap)?;
         st.snapshot = Arc::new(snap);
-        st.synced = Some(Instant::now());
+        st.token = token;
         st.keywords = Keywords::load(&self.path).unwrap_or_else(|_| st.keywords.clone());
         if !changes.is_empty() {
             notify::changed(&self.path);
@@ -125,6 +139,30 @@ fn keep(f: &Arc<Folder>) {
 }
 
 impl State {
+    /// The cached structure of `uid`, from memory or the index's cache.
+    pub fn structure(&mut self, uid: u32) -> Option<Arc<Structure>> {
+        if let Some(s) = self.structures.get(&uid) {
+            return Some(s.clone());
+        }
+        let s = Arc::new(Structure::decode(&self.index.cached(uid)?)?);
+        self.remember(uid, &s);
+        Some(s)
+    }
+
+    /// Stores the structure of `uid` in memory and in the index's cache.
+    pub fn set_structure(&mut self, uid: u32, s: &Arc<Structure>) {
+        // A cache that cannot be written is only slower.
+        let _ = self.index.set_cached(uid, &s.encode());
+        self.remember(uid, s);
+    }
+
+    fn remember(&mut self, uid: u32, s: &Arc<Structure>) {
+        if self.structures.len() >= STRUCTURES {
+            self.structures.clear();
+        }
+        self.structures.insert(uid, s.clone());
+    }
+
     /// The snapshot's message of `uid`.
     pub fn message(&self, uid: u32) -> Option<&Message> {
         self.snapshot.get(uid)
@@ -250,6 +288,11 @@ pub struct View {
     pub msgs: Vec<Known>,
     /// Keyword count last reported in FLAGS.
     pub keyword_count: usize,
+    /// The index's HIGHESTMODSEQ at the last refresh: while it stays, the
+    /// folder did not change.
+    seen_modseq: u64,
+    /// Expunges found but not reported yet.
+    pending: bool,
 }
 
 impl View {
@@ -264,11 +307,14 @@ impl View {
             uidvalidity: 0,
             msgs: Vec::new(),
             keyword_count: 0,
+            seen_modseq: 0,
+            pending: false,
         };
         v.watch.receiver.mark_unchanged();
         let folder = v.folder.clone();
         let mut st = folder.sync()?;
         v.uidvalidity = st.index.uidvalidity();
+        v.seen_modseq = st.index.highestmodseq();
         v.keyword_count = st.keywords.names().count();
         let recent: Vec<u32> = st
             .index
@@ -331,6 +377,10 @@ impl View {
             return Ok(up);
         }
         let kw = st.keywords.names().count();
+        if !self.pending && kw == self.keyword_count && st.index.highestmodseq() == self.seen_modseq
+        {
+            return Ok(up);
+        }
         if kw != self.keyword_count {
             self.keyword_count = kw;
             up.keywords = true;
@@ -344,6 +394,7 @@ impl View {
                 gone.push(i);
             }
         }
+        self.pending = !expunges && !gone.is_empty();
         if expunges && !gone.is_empty() {
             // Highest first: the numbers of those still to send do not
             // move.
@@ -395,6 +446,7 @@ impl View {
         if added {
             up.recent = Some(self.recent());
         }
+        self.seen_modseq = st.index.highestmodseq();
         if !self.read_only && !fresh_recent.is_empty() {
             take_in(&folder, &mut st, &fresh_recent)?;
             // Our own move is no flag change to report.

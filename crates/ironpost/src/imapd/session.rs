@@ -1817,32 +1817,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             let known = view.msgs[i].clone();
             let seq = i as u32 + 1;
             let item = {
-                let st = folder.lock();
+                let mut st = folder.lock();
                 let Some(r) = st.index.get(known.uid) else {
                     missing = true;
                     continue;
                 };
+                let (r_flags, r_modseq, r_wire, r_date) =
+                    (r.flags(), r.modseq, r.wire_size, r.internal_date());
                 if let Some(since) = f.changed_since
-                    && r.modseq <= since
+                    && r_modseq <= since
                 {
                     continue;
                 }
                 let cached = if structure {
-                    st.index
-                        .cached(known.uid)
-                        .and_then(|b| Structure::decode(&b))
+                    st.structure(known.uid)
                 } else {
                     None
                 };
-                let msg = st.message(known.uid).map(|m| {
-                    let mut m = m.clone();
-                    m.path = folder.path.join(r.rel_path());
-                    m
-                });
-                (r.clone(), cached, msg)
+                let need_raw = content || (structure && cached.is_none());
+                let wants_seen = sets_seen && !read_only && !r_flags.seen;
+                // The file is only looked for when it is to be read or
+                // renamed.
+                let msg = if need_raw || wants_seen {
+                    st.message(known.uid).map(|m| {
+                        let mut m = m.clone();
+                        if let Some(r) = st.index.get(known.uid) {
+                            m.path = folder.path.join(r.rel_path());
+                        }
+                        m
+                    })
+                } else {
+                    None
+                };
+                let flags = to_imap(&r_flags, &st.keywords);
+                (
+                    r_flags, r_modseq, r_wire, r_date, cached, msg, flags, need_raw,
+                )
             };
-            let (record, mut cached, msg) = item;
-            let need_raw = content || (structure && cached.is_none());
+            let (r_flags, r_modseq, r_wire, r_date, mut cached, msg, mut imap_flags, need_raw) =
+                item;
             let raw = if need_raw {
                 let Some(msg) = &msg else {
                     missing = true;
@@ -1867,12 +1880,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 && cached.is_none()
                 && let Some(raw) = &raw
             {
-                let s = Structure::of(raw);
-                let _ = folder.lock().index.set_cached(known.uid, &s.encode());
+                let s = Arc::new(Structure::of(raw));
+                folder.lock().set_structure(known.uid, &s);
                 cached = Some(s);
             }
-            let mut flags = record.flags();
-            let mut modseq_now = record.modseq;
+            let mut flags = r_flags;
+            let mut modseq_now = r_modseq;
             if sets_seen
                 && !read_only
                 && !flags.seen
@@ -1887,20 +1900,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     modseq_now = m;
                     seen_changes.push((known.uid, m));
                 }
+                imap_flags = to_imap(&flags, &st.keywords);
             }
-            let imap_flags = {
-                let st = folder.lock();
-                to_imap(&flags, &st.keywords)
-            };
             let it = fetch::Item {
                 seq,
                 uid: known.uid,
                 flags: &imap_flags,
                 recent: known.recent && !self.rev2,
-                internal_date: record.internal_date(),
-                wire_size: record.wire_size,
+                internal_date: r_date,
+                wire_size: r_wire,
                 modseq: modseq_now,
-                structure: cached.as_ref(),
+                structure: cached.as_deref(),
                 raw: raw.as_deref(),
             };
             let (line, err) = fetch::respond(

@@ -147,6 +147,17 @@ impl ListId {
     }
 }
 
+/// What tells whether a Maildir changed since a snapshot: the mtimes of
+/// `new/` and `cur/` and which UID list is there. Only given when both
+/// directories settled (see [`DIR_SETTLE`]), so that a change within the
+/// same tick of the file system's clock cannot hide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    new: SystemTime,
+    cur: SystemTime,
+    list: ListId,
+}
+
 /// The messages of a Maildir at one moment, by UID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -262,6 +273,19 @@ impl Maildir {
     /// The Maildir's directory.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// The Maildir's [`Token`] now; `None` when it may be changing (a
+    /// directory changed within the last second) or cannot be read. Take
+    /// it before a snapshot: an equal token later means nothing changed
+    /// since.
+    pub fn token(&self) -> Option<Token> {
+        let now = SystemTime::now();
+        let mtime = |sub: &str| fs::metadata(self.root.join(sub)).ok()?.modified().ok();
+        let (new, cur) = (mtime("new")?, mtime("cur")?);
+        let list = ListId::of(&fs::symlink_metadata(self.root.join(UIDLIST)).ok()?);
+        let settled = |t: SystemTime| now.duration_since(t).is_ok_and(|d| d > DIR_SETTLE);
+        (settled(new) && settled(cur)).then_some(Token { new, cur, list })
     }
 
     /// The messages now, each with its UID (see the module doc). Changes
