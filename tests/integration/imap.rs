@@ -1598,13 +1598,11 @@ fn mutt_and_curl_read_over_imap() {
     let message = dir.path().join("message.txt");
     std::fs::write(
         &muttrc,
-        format!(
-            "set imap_user=jerry@example.test\nset imap_pass=secret\nset ssl_starttls=no\n\
+        "set imap_user=jerry@example.test\nset imap_pass=secret\nset ssl_starttls=no\n\
              set ssl_force_tls=no\nset wait_key=no\nset quit=yes\nset delete=yes\n\
              set move=no\nset mbox_type=Maildir\nset sort=mailbox-order\nset confirmappend=no\n\
              set header_cache=\nset imap_check_subscribed=no\n\
              set pipe_decode=no\n",
-        ),
     )
     .unwrap();
     let url = format!("imap://127.0.0.1:{}/INBOX", inst.imap_port);
