@@ -24,13 +24,16 @@ use ironpost_proto::imap::reader::{self as rd, Continuation, LITERAL_MINUS_MAX};
 use ironpost_proto::imap::response::{
     self as resp, Code, ListItem, MailboxAttr, Namespace, Status,
 };
-use ironpost_proto::imap::{Event, FetchAttr, Flag, Limits, MailboxName, Reader, SequenceSet};
+use ironpost_proto::imap::{
+    Event, FetchAttr, Flag, Limits, MailboxName, Reader, SearchKey, SearchReturn, SequenceSet,
+    ThreadAlgorithm, eval, thread,
+};
 use ironpost_proto::sasl::{self, Mechanism, SaslError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::fetch::{self, Structure};
 use super::folders::{DELIMITER, Folders, special_use};
-use super::mailbox::{Folder, Update, View, to_imap};
+use super::mailbox::{Folder, Update, View, to_imap, unix_seconds};
 use super::{Imapd, UserIp};
 use crate::auth::sasl::{Challenger, Context, Outcome};
 use crate::auth::system::{Check, Identity};
@@ -57,6 +60,8 @@ const SASL_LINE: usize = 64 * 1024;
 const IDLE_POLL: Duration = Duration::from_secs(2);
 /// How often IDLE tells the client it is still there.
 const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
+/// The one quota root: every folder of the user.
+const QUOTA_ROOT: &str = "User quota";
 /// Commands in a row that were not understood before the session ends.
 const MAX_BAD: u32 = 20;
 
@@ -64,6 +69,8 @@ const MAX_BAD: u32 = 20;
 struct User {
     name: String,
     folders: Folders,
+    /// The directory's quota in bytes (RFC 9208 STORAGE), if any.
+    quota: Option<u64>,
     _count: UserIp,
 }
 
@@ -90,7 +97,14 @@ struct Session<'a, S> {
     user: Option<User>,
     view: Option<View>,
     condstore: bool,
+    /// QRESYNC enabled: expunges are told as VANISHED.
+    qresync: bool,
+    /// IMAP4rev2 enabled (RFC 9051): no \Recent, ESEARCH answers, UTF-8
+    /// names.
+    rev2: bool,
     utf8: bool,
+    /// The saved search result `$` (RFC 5182), as UIDs ascending.
+    saved: Option<Vec<u32>>,
     bad: u32,
     bytes_in: u64,
     bytes_out: u64,
@@ -126,7 +140,10 @@ where
         user: None,
         view: None,
         condstore: false,
+        qresync: false,
+        rev2: false,
         utf8: false,
+        saved: None,
         bad: 0,
         bytes_in: 0,
         bytes_out: 0,
@@ -309,6 +326,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     fn capabilities(&self) -> String {
         let mut caps: Vec<String> = vec![
             "IMAP4rev1".into(),
+            "IMAP4rev2".into(),
             "SASL-IR".into(),
             "ID".into(),
             "ENABLE".into(),
@@ -334,13 +352,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "UIDPLUS",
                 "LIST-EXTENDED",
                 "CONDSTORE",
+                "QRESYNC",
                 "BINARY",
                 "MOVE",
                 "STATUS=SIZE",
                 "SPECIAL-USE",
-                "CREATE-SPECIAL-USE",
                 "LIST-STATUS",
                 "UTF8=ACCEPT",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=REFERENCES",
+                "THREAD=REFS",
+                "THREAD=ORDEREDSUBJECT",
+                "ESEARCH",
+                "SEARCHRES",
+                "WITHIN",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
             ] {
                 caps.push(c.into());
             }
@@ -513,6 +541,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                             self.condstore = true;
                             on.push("CONDSTORE");
                         }
+                        "QRESYNC" => {
+                            // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                            self.condstore = true;
+                            self.qresync = true;
+                            on.push("QRESYNC");
+                        }
+                        "IMAP4REV2" => {
+                            self.rev2 = true;
+                            self.utf8 = true;
+                            self.reader.set_utf8(true);
+                            on.push("IMAP4rev2");
+                        }
                         "UTF8=ACCEPT" => {
                             self.utf8 = true;
                             self.reader.set_utf8(true);
@@ -525,10 +565,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.ok(tag, "Enabled.");
             }
             CommandKind::Select { mailbox, params } => {
-                self.select(tag, &mailbox, params.condstore, false)?;
+                self.select(tag, &mailbox, params, false)?;
             }
             CommandKind::Examine { mailbox, params } => {
-                self.select(tag, &mailbox, params.condstore, true)?;
+                self.select(tag, &mailbox, params, true)?;
             }
             CommandKind::Create { mailbox, .. } => {
                 let r = self.create(&mailbox);
@@ -620,15 +660,84 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             CommandKind::Move { uid, set, mailbox } => {
                 tokio::task::block_in_place(|| self.copy(tag, uid, &set, &mailbox, true))?;
             }
-            CommandKind::Sort(_)
-            | CommandKind::Thread(_)
-            | CommandKind::GetQuota(_)
-            | CommandKind::GetQuotaRoot(_)
-            | CommandKind::SetQuota { .. }
-            | CommandKind::Compress(_) => {
+            CommandKind::Sort(srt) => {
+                tokio::task::block_in_place(|| self.sort(tag, srt))?;
+            }
+            CommandKind::Thread(t) => {
+                tokio::task::block_in_place(|| self.thread(tag, t))?;
+            }
+            CommandKind::GetQuotaRoot(mailbox) => {
+                if let Err(no) = self.existing(&mailbox, false) {
+                    self.no(tag, no);
+                    return Ok(());
+                }
+                let has = self.user.as_ref().is_some_and(|u| u.quota.is_some());
+                let roots: &[&str] = if has { &[QUOTA_ROOT] } else { &[] };
+                resp::quotaroot(&mut self.out, &mailbox, roots, self.utf8);
+                if has {
+                    tokio::task::block_in_place(|| self.quota_response());
+                }
+                self.ok(tag, "Getquotaroot completed.");
+            }
+            CommandKind::GetQuota(root) => {
+                if root != QUOTA_ROOT || self.user.as_ref().is_none_or(|u| u.quota.is_none()) {
+                    self.tagged(
+                        tag,
+                        Status::No,
+                        Some(Code::Nonexistent),
+                        "Quota root does not exist",
+                    );
+                    return Ok(());
+                }
+                tokio::task::block_in_place(|| self.quota_response());
+                self.ok(tag, "Getquota completed.");
+            }
+            CommandKind::SetQuota { .. } => {
+                self.tagged(
+                    tag,
+                    Status::No,
+                    Some(Code::NoPerm),
+                    "Quota can't be changed over IMAP (ironpost user quota does it).",
+                );
+            }
+            CommandKind::Compress(_) => {
                 // Not offered in CAPABILITY.
                 self.bad_text(tag, "Unknown command.");
             }
+        }
+        Ok(())
+    }
+
+    /// `* QUOTA "User quota" (STORAGE used limit)`, in KiB (RFC 9208).
+    fn quota_response(&mut self) {
+        let Some(user) = &self.user else { return };
+        let Some(limit) = user.quota else { return };
+        let used = crate::store::quota::usage(user.folders.root()).unwrap_or(0);
+        resp::quota(
+            &mut self.out,
+            QUOTA_ROOT,
+            &[resp::QuotaResource {
+                name: "STORAGE",
+                usage: used.div_ceil(1024),
+                limit: limit / 1024,
+            }],
+        );
+    }
+
+    /// Refuses adding `bytes` past the user's quota.
+    fn check_quota(&self, bytes: u64) -> Result<(), No> {
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        let Some(limit) = user.quota else {
+            return Ok(());
+        };
+        let used = crate::store::quota::usage(user.folders.root()).map_err(io_no)?;
+        if used.saturating_add(bytes) > limit {
+            return Err(No(
+                Some(Code::OverQuota),
+                "Quota exceeded (mailbox for user is full)".into(),
+            ));
         }
         Ok(())
     }
@@ -907,9 +1016,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.number,
             self.protection()
         ));
+        let quota = match &who {
+            Identity::Virtual(a) => {
+                let url = self.p.login.accounts.directory_url.clone();
+                let a = a.clone();
+                tokio::task::block_in_place(|| crate::store::quota::limit(url.as_deref(), &a))
+                    .unwrap_or_else(|e| {
+                        self.log_login(&format!("Error: quota of {name}: {e}"));
+                        None
+                    })
+            }
+            Identity::System(_) => None,
+        };
         self.user = Some(User {
             name,
             folders,
+            quota,
             _count: count,
         });
         self.state = State::Authenticated;
@@ -947,13 +1069,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         &mut self,
         tag: &str,
         name: &MailboxName,
-        condstore: bool,
+        params: ironpost_proto::imap::command::SelectParams,
         read_only: bool,
     ) -> Result<(), End> {
-        if condstore {
+        if params.qresync.is_some() && !self.qresync {
+            self.bad_text(tag, "Error in IMAP command SELECT: QRESYNC not enabled");
+            return Ok(());
+        }
+        if params.condstore {
             self.condstore = true;
         }
-        self.view = None;
+        if self.view.take().is_some() && (self.qresync || self.rev2) {
+            // RFC 7162 §3.2.11.
+            resp::untagged(&mut self.out, Status::Ok, Some(&Code::Closed), "");
+        }
         self.state = State::Authenticated;
         let path = match self.existing(name, false) {
             Ok(p) => p,
@@ -1009,8 +1138,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             },
         );
         resp::exists(&mut self.out, view.exists());
-        resp::recent(&mut self.out, view.recent());
-        if let Some(n) = unseen {
+        if self.rev2 {
+            // RFC 9051 §6.3.2: the mailbox's LIST response, its name as
+            // the server writes it.
+            let prefix = format!("{name}{DELIMITER}");
+            let children = !name.is_inbox()
+                && self
+                    .folders()
+                    .list()
+                    .is_ok_and(|l| l.iter().any(|n| n.starts_with(&prefix)));
+            let mut attrs = vec![if children {
+                MailboxAttr::HasChildren
+            } else {
+                MailboxAttr::HasNoChildren
+            }];
+            if let Some(u) = special_use(name.as_str()).and_then(MailboxAttr::special_use) {
+                attrs.push(u);
+            }
+            resp::list(
+                &mut self.out,
+                "LIST",
+                &ListItem {
+                    attributes: &attrs,
+                    delimiter: Some(DELIMITER),
+                    name,
+                    child_info_subscribed: false,
+                    old_name: None,
+                },
+                self.utf8,
+            );
+        }
+        // IMAP4rev2 has neither RECENT nor the UNSEEN code (RFC 9051 §E).
+        if !self.rev2 {
+            resp::recent(&mut self.out, view.recent());
+        }
+        if let Some(n) = unseen.filter(|_| !self.rev2) {
             resp::untagged(
                 &mut self.out,
                 Status::Ok,
@@ -1046,11 +1208,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         } else {
             "Select completed."
         };
+        if let Some(q) = &params.qresync
+            && q.uid_validity == view.uidvalidity
+        {
+            self.qresync_catch_up(&view, q);
+        }
         self.view = Some(view);
         self.scanned = Instant::now();
         self.state = State::Selected;
         self.tagged(tag, Status::Ok, Some(code), text);
         Ok(())
+    }
+
+    /// SELECT (QRESYNC ...): what the client missed since its MODSEQ
+    /// (RFC 7162 §3.2.5): the UIDs expunged since, then the messages
+    /// changed since, with their flags.
+    fn qresync_catch_up(&mut self, view: &View, q: &ironpost_proto::imap::command::Qresync) {
+        let st = view.folder.lock();
+        let max = view.max_uid().max(st.snapshot.uidnext.saturating_sub(1));
+        let known = |u: u32| q.known_uids.as_ref().is_none_or(|set| set.contains(u, max));
+        let vanished: Vec<u32> = match st.index.vanished_since(q.mod_seq) {
+            Some(v) => v.into_iter().filter(|&u| known(u)).collect(),
+            None => {
+                // History too short: every known UID that is not here
+                // (RFC 7162 §3.2.5.1 allows this answer).
+                let mut v = Vec::new();
+                if let Some(set) = &q.known_uids
+                    && let Ok(ranges) = set.resolve_uid(max)
+                {
+                    for r in ranges {
+                        for u in r.take(1_000_000) {
+                            if view.msgs.binary_search_by_key(&u, |m| m.uid).is_err() {
+                                v.push(u);
+                            }
+                        }
+                    }
+                }
+                v
+            }
+        };
+        resp::vanished(&mut self.out, true, &ranges_of(&vanished));
+        for (i, k) in view.msgs.iter().enumerate() {
+            let Some(r) = st.index.get(k.uid) else {
+                continue;
+            };
+            if r.modseq <= q.mod_seq || !known(k.uid) {
+                continue;
+            }
+            let mut flags = to_imap(&r.flags(), &st.keywords);
+            if k.recent && !self.rev2 {
+                flags.push(Flag::Recent);
+            }
+            let mut f = resp::FetchResponse::new(i as u32 + 1);
+            f.uid(k.uid);
+            f.flags(&flags);
+            f.modseq(r.modseq);
+            f.finish_into(&mut self.out);
+        }
     }
 
     fn create(&mut self, name: &MailboxName) -> Result<(), No> {
@@ -1087,6 +1301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.view = None;
             self.state = State::Authenticated;
         }
+        Folder::forget(&path);
         self.folders().delete(name.as_str()).map_err(io_no)?;
         let _ = self.folders().subscribe(name.as_str(), false);
         Ok(())
@@ -1136,6 +1351,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 io_no(e)
             }
         })?;
+        for (a, b) in &moved {
+            for n in [a, b] {
+                if let Ok(p) = f.path(n) {
+                    Folder::forget(&p);
+                }
+            }
+        }
         // Subscriptions follow the names.
         if let Ok(mut subs) = f.subscriptions() {
             let mut changed = false;
@@ -1368,26 +1590,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 ));
             }
         }
-        for m in messages {
-            let flags = {
-                let mut st = folder.lock();
-                st.to_maildir(&m.flags, &path, &Flags::default())
-                    .map_err(io_no)?
-            };
-            let date = m.date.map(|d| {
-                let t = d.timestamp();
-                if t >= 0 {
-                    std::time::UNIX_EPOCH + Duration::from_secs(t as u64)
-                } else {
-                    std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
-                }
-            });
-            let (uid, _) = folder
-                .maildir
-                .append(&m.data, &flags, date)
-                .map_err(io_no)?;
-            uids.push(uid);
+        let total: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
+        self.check_quota(total)?;
+        // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): what was
+        // stored is taken back when a later message fails.
+        let mut stored: Vec<(u32, std::path::PathBuf)> = Vec::new();
+        let result = (|| -> Result<(), No> {
+            for m in &messages {
+                let flags = {
+                    let mut st = folder.lock();
+                    st.to_maildir(&m.flags, &path, &Flags::default())
+                        .map_err(io_no)?
+                };
+                let date = m.date.map(|d| {
+                    let t = d.timestamp();
+                    if t >= 0 {
+                        std::time::UNIX_EPOCH + Duration::from_secs(t as u64)
+                    } else {
+                        std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
+                    }
+                });
+                stored.push(
+                    folder
+                        .maildir
+                        .append(&m.data, &flags, date)
+                        .map_err(io_no)?,
+                );
+            }
+            Ok(())
+        })();
+        if let Err(no) = result {
+            for (_, p) in &stored {
+                let _ = std::fs::remove_file(p);
+            }
+            drop(folder.sync());
+            return Err(no);
         }
+        uids.extend(stored.iter().map(|(u, _)| *u));
         let st = folder.sync().map_err(io_no)?;
         let v = st.index.uidvalidity();
         Ok(Code::append_uid(v, &uids))
@@ -1430,8 +1669,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let Some(view) = self.view.as_ref() else {
             return Ok(());
         };
-        for n in &up.expunged {
-            resp::expunge(&mut self.out, *n);
+        if self.qresync {
+            resp::vanished(&mut self.out, false, &ranges_of(&up.vanished));
+        } else {
+            for n in &up.expunged {
+                resp::expunge(&mut self.out, *n);
+            }
         }
         if up.keywords {
             let st = view.folder.lock();
@@ -1453,14 +1696,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if let Some(n) = up.exists {
             resp::exists(&mut self.out, n);
         }
-        if let Some(n) = up.recent {
+        if let Some(n) = up.recent.filter(|_| !self.rev2) {
             resp::recent(&mut self.out, n);
         }
         if !up.flags.is_empty() {
             let st = view.folder.lock();
             for (seq, u) in &up.flags {
                 let Some(r) = st.index.get(*u) else { continue };
-                let recent = view.msgs.get(*seq as usize - 1).is_some_and(|k| k.recent);
+                let recent =
+                    !self.rev2 && view.msgs.get(*seq as usize - 1).is_some_and(|k| k.recent);
                 let mut flags = to_imap(&r.flags(), &st.keywords);
                 if recent {
                     flags.push(Flag::Recent);
@@ -1486,7 +1730,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let n = view.msgs.len();
         let mut out = Vec::new();
         if set.is_saved() {
-            return Err("Search result variable $ is not supported.".into());
+            // RFC 5182: `$` is the saved UIDs, in either command.
+            for u in self.saved.iter().flatten() {
+                if let Ok(i) = view.msgs.binary_search_by_key(u, |m| m.uid) {
+                    out.push(i);
+                }
+            }
+            return Ok(out);
         }
         if uid {
             let ranges = set
@@ -1540,6 +1790,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             items.push(FetchAttr::Flags);
         }
         let mut seen_changes: Vec<(u32, u64)> = Vec::new();
+        if f.vanished
+            && let Some(since) = f.changed_since
+        {
+            if !self.qresync {
+                self.bad_text(tag, "Error in IMAP command UID FETCH: QRESYNC not enabled");
+                return Ok(());
+            }
+            // RFC 7162 §3.2.6: the UIDs of the set expunged since.
+            let st = folder.lock();
+            let max = view.max_uid().max(st.snapshot.uidnext.saturating_sub(1));
+            let gone: Vec<u32> = st
+                .index
+                .vanished_since(since)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|&u| f.set.contains(u, max))
+                .collect();
+            drop(st);
+            resp::vanished(&mut self.out, true, &ranges_of(&gone));
+        }
         for (n, &i) in idx.iter().enumerate() {
             let Some(view) = self.view.as_ref() else {
                 break;
@@ -1626,7 +1896,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 seq,
                 uid: known.uid,
                 flags: &imap_flags,
-                recent: known.recent,
+                recent: known.recent && !self.rev2,
                 internal_date: record.internal_date(),
                 wire_size: record.wire_size,
                 modseq: modseq_now,
@@ -1805,7 +2075,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
                 if !s.silent {
                     let mut flags = flags.clone();
-                    if recent {
+                    if recent && !self.rev2 {
                         flags.push(Flag::Recent);
                     }
                     f.flags(&flags);
@@ -1950,6 +2220,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         let same = Arc::ptr_eq(&src, &target);
+        // A move within the user's folders takes no more room.
+        let bytes: u64 = sources.iter().map(|(m, _, _)| m.size).sum();
+        if let Err(no) = self.check_quota(if is_move { 0 } else { bytes }) {
+            self.no(tag, no);
+            return Ok(());
+        }
         let copied = (|| -> Result<(Vec<u32>, Vec<u32>, u32), No> {
             let mut pairs = Vec::with_capacity(sources.len());
             {
@@ -2025,12 +2301,259 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Ok(())
     }
 
+    /// Charsets SEARCH, SORT and THREAD take.
+    fn charset_ok(&mut self, tag: &str, charset: Option<&str>) -> bool {
+        match charset {
+            None => true,
+            Some(c) if c.eq_ignore_ascii_case("UTF-8") || c.eq_ignore_ascii_case("US-ASCII") => {
+                true
+            }
+            Some(_) => {
+                self.tagged(
+                    tag,
+                    Status::No,
+                    Some(Code::BadCharset(vec!["US-ASCII".into(), "UTF-8".into()])),
+                    "Unsupported charset",
+                );
+                false
+            }
+        }
+    }
+
+    /// The messages `key` matches: (seq, uid, modseq, header), ascending;
+    /// the header of each match only when `header` (SORT, THREAD).
+    fn evaluate(&mut self, key: &SearchKey, header: bool) -> Result<Vec<Found>, No> {
+        let view = self.view.as_ref().expect("selected");
+        let folder = view.folder.clone();
+        let mut needs = eval::needs(key);
+        if header && needs < eval::Needs::Header {
+            needs = eval::Needs::Header;
+        }
+        let now = chrono::Utc::now().timestamp();
+        let cx = eval::Context {
+            max_seq: view.exists(),
+            max_uid: view.max_uid(),
+            saved: self.saved.as_deref(),
+            now,
+            tz_offset: i32::from(fetch::zone_minutes(now)) * 60,
+        };
+        let mut out = Vec::new();
+        for (i, k) in view.msgs.iter().enumerate() {
+            let (record, flags, msg) = {
+                let st = folder.lock();
+                let Some(r) = st.index.get(k.uid) else {
+                    continue;
+                };
+                let msg = if needs > eval::Needs::Nothing {
+                    st.message(k.uid).map(|m| {
+                        let mut m = m.clone();
+                        m.path = folder.path.join(r.rel_path());
+                        m
+                    })
+                } else {
+                    None
+                };
+                (r.clone(), to_imap(&r.flags(), &st.keywords), msg)
+            };
+            let raw = match &msg {
+                Some(m) => match folder.maildir.read(m) {
+                    Ok(mut d) => {
+                        if needs == eval::Needs::Header {
+                            d.truncate(header_end(&d));
+                        }
+                        Some(d)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_no(e)),
+                },
+                None => None,
+            };
+            let c = eval::Candidate {
+                seq: i as u32 + 1,
+                uid: k.uid,
+                flags: &flags,
+                recent: k.recent,
+                internal_date: unix_seconds(record.internal_date()),
+                size: record.wire_size,
+                modseq: record.modseq,
+                raw: raw.as_deref(),
+            };
+            if eval::matches(key, &c, &cx) {
+                let h = if header {
+                    raw.map(|mut d| {
+                        d.truncate(header_end(&d));
+                        d
+                    })
+                } else {
+                    None
+                };
+                out.push(Found {
+                    seq: i as u32 + 1,
+                    uid: k.uid,
+                    modseq: record.modseq,
+                    internal_date: unix_seconds(record.internal_date()),
+                    size: record.wire_size,
+                    header: h,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     fn search(
         &mut self,
         tag: &str,
-        _s: ironpost_proto::imap::command::SearchCommand,
+        s: ironpost_proto::imap::command::SearchCommand,
     ) -> Result<(), End> {
-        self.bad_text(tag, "Unknown command.");
+        if !self.charset_ok(tag, s.charset.as_deref()) {
+            return Ok(());
+        }
+        let found = match self.evaluate(&s.key, false) {
+            Ok(f) => f,
+            Err(no) => {
+                self.no(tag, no);
+                return Ok(());
+            }
+        };
+        let nums: Vec<u32> = found
+            .iter()
+            .map(|f| if s.uid { f.uid } else { f.seq })
+            .collect();
+        let modseq = has_modseq(&s.key)
+            .then(|| found.iter().map(|f| f.modseq).max())
+            .flatten();
+        if has_modseq(&s.key) {
+            self.condstore = true;
+        }
+        match &s.returns {
+            // IMAP4rev2 answers SEARCH with ESEARCH only (RFC 9051 §6.4.4).
+            None if self.rev2 => {
+                let ranges = ranges_of(&nums);
+                resp::esearch(
+                    &mut self.out,
+                    &resp::Esearch {
+                        tag: Some(tag),
+                        uid: s.uid,
+                        all: Some(&ranges[..]),
+                        modseq,
+                        ..resp::Esearch::default()
+                    },
+                );
+            }
+            None => resp::search(&mut self.out, &nums, modseq),
+            Some(ret) => {
+                let wanted = |r: SearchReturn| ret.contains(&r);
+                let save = wanted(SearchReturn::Save);
+                // RETURN () is ALL (RFC 4731 §3.1).
+                let all = ret.is_empty() || wanted(SearchReturn::All);
+                let ranges = ranges_of(&nums);
+                if !(save && ret.len() == 1) {
+                    resp::esearch(
+                        &mut self.out,
+                        &resp::Esearch {
+                            tag: Some(tag),
+                            uid: s.uid,
+                            min: if wanted(SearchReturn::Min) {
+                                nums.first().copied()
+                            } else {
+                                None
+                            },
+                            max: if wanted(SearchReturn::Max) {
+                                nums.last().copied()
+                            } else {
+                                None
+                            },
+                            count: wanted(SearchReturn::Count).then_some(nums.len() as u32),
+                            all: all.then_some(&ranges[..]),
+                            modseq,
+                        },
+                    );
+                }
+                if save {
+                    // RFC 5182 §2.1: with MIN and/or MAX and neither ALL
+                    // nor COUNT, only those are saved.
+                    let uids: Vec<u32> = found.iter().map(|f| f.uid).collect();
+                    let minmax = (wanted(SearchReturn::Min) || wanted(SearchReturn::Max))
+                        && !wanted(SearchReturn::All)
+                        && !wanted(SearchReturn::Count);
+                    let saved = if minmax {
+                        let mut v = Vec::new();
+                        if wanted(SearchReturn::Min)
+                            && let Some(u) = uids.first()
+                        {
+                            v.push(*u);
+                        }
+                        if wanted(SearchReturn::Max)
+                            && let Some(u) = uids.last()
+                            && !v.contains(u)
+                        {
+                            v.push(*u);
+                        }
+                        v
+                    } else {
+                        uids
+                    };
+                    self.saved = Some(saved);
+                }
+            }
+        }
+        self.report(s.uid, false, s.uid)?;
+        self.ok(tag, "Search completed.");
+        Ok(())
+    }
+
+    fn sort(
+        &mut self,
+        tag: &str,
+        s: ironpost_proto::imap::command::SortCommand,
+    ) -> Result<(), End> {
+        if !self.charset_ok(tag, Some(&s.charset)) {
+            return Ok(());
+        }
+        let found = match self.evaluate(&s.key, true) {
+            Ok(f) => f,
+            Err(no) => {
+                self.no(tag, no);
+                return Ok(());
+            }
+        };
+        let order = thread::sort(&s.criteria, &items_of(&found));
+        let nums: Vec<u32> = order
+            .iter()
+            .map(|&i| if s.uid { found[i].uid } else { found[i].seq })
+            .collect();
+        resp::sort(&mut self.out, &nums, None);
+        self.report(s.uid, false, s.uid)?;
+        self.ok(tag, "Sort completed.");
+        Ok(())
+    }
+
+    fn thread(
+        &mut self,
+        tag: &str,
+        t: ironpost_proto::imap::command::ThreadCommand,
+    ) -> Result<(), End> {
+        if matches!(t.algorithm, ThreadAlgorithm::Other(_)) {
+            self.bad_text(
+                tag,
+                "Error in IMAP command THREAD: Unknown thread algorithm",
+            );
+            return Ok(());
+        }
+        if !self.charset_ok(tag, Some(&t.charset)) {
+            return Ok(());
+        }
+        let found = match self.evaluate(&t.key, true) {
+            Ok(f) => f,
+            Err(no) => {
+                self.no(tag, no);
+                return Ok(());
+            }
+        };
+        let roots = thread::thread(&t.algorithm, &items_of(&found), t.uid);
+        resp::thread(&mut self.out, &roots);
+        self.report(t.uid, false, t.uid)?;
+        self.ok(tag, "Thread completed.");
         Ok(())
     }
 
@@ -2165,6 +2688,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         out.push_str(rest);
         out
     }
+}
+
+/// A message a search found.
+struct Found {
+    seq: u32,
+    uid: u32,
+    modseq: u64,
+    internal_date: i64,
+    size: u64,
+    header: Option<Vec<u8>>,
+}
+
+fn items_of(found: &[Found]) -> Vec<thread::Item<'_>> {
+    found
+        .iter()
+        .map(|f| thread::Item {
+            seq: f.seq,
+            uid: f.uid,
+            internal_date: f.internal_date,
+            size: f.size,
+            header: f.header.as_deref().unwrap_or(b""),
+        })
+        .collect()
+}
+
+/// Where a message's header ends (after the blank line), LF or CRLF.
+fn header_end(d: &[u8]) -> usize {
+    let mut i = 0;
+    while i < d.len() {
+        match d[i..].iter().position(|&b| b == b'\n') {
+            Some(p) => {
+                let next = i + p + 1;
+                let line = &d[i..i + p];
+                if line.is_empty() || line == b"\r" {
+                    return next;
+                }
+                i = next;
+            }
+            None => return d.len(),
+        }
+    }
+    d.len()
+}
+
+/// Whether a search key uses MODSEQ (its answer then carries the highest).
+fn has_modseq(k: &SearchKey) -> bool {
+    match k {
+        SearchKey::ModSeq { .. } => true,
+        SearchKey::Not(a) => has_modseq(a),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::And(v) => v.iter().any(has_modseq),
+        _ => false,
+    }
+}
+
+/// Numbers as sorted, merged ranges.
+fn ranges_of(nums: &[u32]) -> Vec<std::ops::RangeInclusive<u32>> {
+    let mut sorted = nums.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
+    for n in sorted {
+        match out.last_mut() {
+            Some(r) if *r.end() == n => {}
+            Some(r) if *r.end() + 1 == n => *r = *r.start()..=n,
+            _ => out.push(n..=n),
+        }
+    }
+    out
 }
 
 fn system_flags() -> Vec<Flag> {
