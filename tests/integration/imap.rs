@@ -313,12 +313,14 @@ fn capabilities_login_and_sasl_ir_by_hand() {
     let mut i = Imap::connect(inst.imap_port);
     assert_eq!(
         i.greeting,
-        "* OK [CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN AUTH=LOGIN] ironpost ready."
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN AUTH=LOGIN] ironpost ready."
     );
     let (u, done) = i.cmd("CAPABILITY");
     assert_eq!(
         u,
-        ["* CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN AUTH=LOGIN"]
+        [
+            "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN AUTH=LOGIN"
+        ]
     );
     assert_eq!(done, "OK Capability completed.");
     // ID and NOOP before login.
@@ -1631,7 +1633,6 @@ fn mutt_and_curl_read_over_imap() {
 }
 
 #[test]
-#[ignore = "server bug: SEARCH (RFC 3501 §6.4.4, mandatory) answers BAD Unknown command"]
 fn search_and_uid_search() {
     let inst = started("");
     deliver(
