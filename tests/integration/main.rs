@@ -6,6 +6,7 @@ mod common;
 mod delivery;
 mod directory;
 mod dns;
+mod imap;
 mod passwords;
 mod pop3;
 mod postconf;

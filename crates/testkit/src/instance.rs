@@ -24,6 +24,9 @@ pub struct Instance {
     /// POP3 (110, STLS) and POP3S (995, TLS) ports.
     pub pop3_port: u16,
     pub pop3s_port: u16,
+    /// IMAP (143, STARTTLS) and IMAPS (993, TLS) ports.
+    pub imap_port: u16,
+    pub imaps_port: u16,
     child: Option<Child>,
     pub domain: String,
     pub user: String,
@@ -112,13 +115,16 @@ impl Instance {
             free_port(),
         );
         let (pop3_port, pop3s_port) = (free_port(), free_port());
+        let (imap_port, imaps_port) = (free_port(), free_port());
         let master = std::fs::read_to_string(root.join("etc/master.cf"))
             .unwrap()
             .replace("127.0.0.1:10025 ", &format!("{ip}:{port} "))
             .replace("127.0.0.1:10587 ", &format!("{ip}:{submission_port} "))
             .replace("127.0.0.1:10465 ", &format!("{ip}:{smtps_port} "))
             .replace("127.0.0.1:10110 ", &format!("{ip}:{pop3_port} "))
-            .replace("127.0.0.1:10995 ", &format!("{ip}:{pop3s_port} "));
+            .replace("127.0.0.1:10995 ", &format!("{ip}:{pop3s_port} "))
+            .replace("127.0.0.1:10143 ", &format!("{ip}:{imap_port} "))
+            .replace("127.0.0.1:10993 ", &format!("{ip}:{imaps_port} "));
         std::fs::write(root.join("etc/master.cf"), master).unwrap();
         // Tests never ask the machine's DNS: by default a server that
         // answers every query with SERVFAIL, at once (loopback clients are
@@ -150,6 +156,8 @@ impl Instance {
             smtps_port,
             pop3_port,
             pop3s_port,
+            imap_port,
+            imaps_port,
             child: None,
             domain: domain.into(),
             user: "jerry".into(),
