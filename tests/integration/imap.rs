@@ -1668,3 +1668,210 @@ fn search_and_uid_search() {
         assert!(u[0].starts_with("* THREAD "), "{u:?}");
     }
 }
+
+/// The value after `word ` in a response line (`UIDVALIDITY 123]`).
+fn number_after(lines: &[String], word: &str) -> u64 {
+    lines
+        .iter()
+        .find_map(|l| {
+            let rest = l.split(&format!("{word} ")).nth(1)?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {word} in {lines:?}"))
+}
+
+#[test]
+fn quota_from_the_directory_for_imap_and_delivery() {
+    let mut inst = Instance::new(ironpost(), "auth_failure_delay = 0s");
+    let out = ip("user")
+        .args(["quota", "jerry@example.test", "20000", "-c"])
+        .arg(inst.etc().display().to_string())
+        .run();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    inst.start();
+    deliver(&inst, "Subject: small\r\n\r\nhello\r\n");
+    inst.wait_messages("jerry", 1);
+    let mut i = Imap::login(inst.imap_port, true);
+    let caps = i.ok("CAPABILITY");
+    assert!(caps[0].contains(" QUOTA QUOTA=RES-STORAGE"), "{caps:?}");
+    let u = i.ok("GETQUOTAROOT INBOX");
+    assert_eq!(u[0], "* QUOTAROOT \"INBOX\" \"User quota\"");
+    let used = files(&maildir(&inst))
+        .iter()
+        .map(|n| {
+            std::fs::metadata(maildir(&inst).join("new").join(n))
+                .or_else(|_| std::fs::metadata(maildir(&inst).join("cur").join(n)))
+                .unwrap()
+                .len()
+        })
+        .sum::<u64>();
+    assert_eq!(
+        u[1],
+        format!(
+            "* QUOTA \"User quota\" (STORAGE {} 19)",
+            used.div_ceil(1024)
+        )
+    );
+    assert_eq!(i.ok("GETQUOTA \"User quota\"")[0], u[1]);
+    let (_, done) = i.cmd("GETQUOTA \"other\"");
+    assert!(done.starts_with("NO [NONEXISTENT]"), "{done}");
+    let (_, done) = i.cmd("SETQUOTA \"User quota\" (STORAGE 100)");
+    assert!(done.starts_with("NO [NOPERM]"), "{done}");
+
+    // APPEND past the quota: refused, nothing stored.
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(30_000));
+    let (_, done) = i.cmd(&format!("APPEND INBOX {{{}+}}\r\n{big}", big.len()));
+    assert!(done.starts_with("NO [OVERQUOTA] Quota exceeded"), "{done}");
+    // Under it: stored; a COPY that would pass it is refused too.
+    let mid = format!("Subject: mid\r\n\r\n{}\r\n", "y".repeat(12_000));
+    let (_, done) = i.cmd(&format!("APPEND INBOX {{{}+}}\r\n{mid}", mid.len()));
+    assert!(done.starts_with("OK [APPENDUID "), "{done}");
+    let (_, done) = i.cmd("COPY 1:* Archive");
+    assert!(done.starts_with("NO [OVERQUOTA]"), "{done}");
+    assert!(i.ok("STATUS Archive (MESSAGES)")[0].ends_with("(MESSAGES 0)"));
+    // A move takes no more room.
+    let (_, done) = i.cmd("MOVE 2 Archive");
+    assert!(done.starts_with("OK"), "{done}");
+
+    // Delivery past the quota is bounced with 5.2.2, as Dovecot's LDA does.
+    deliver(&inst, &big);
+    let log = inst.wait_log("dsn=5.2.2, status=bounced");
+    assert!(
+        log.contains("to=<jerry@example.test>, relay=virtual"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Quota exceeded (mailbox for user is full)"),
+        "{log}"
+    );
+    i.ok("NOOP");
+    assert!(i.ok("STATUS INBOX (MESSAGES)")[0].ends_with("(MESSAGES 1)"));
+}
+
+#[test]
+fn qresync_reports_vanished_and_catches_up_at_select() {
+    let inst = started("");
+    for n in 1..=3 {
+        deliver(&inst, &format!("Subject: m{n}\r\n\r\nbody {n}\r\n"));
+    }
+    inst.wait_messages("jerry", 3);
+    let mut i = Imap::login(inst.imap_port, false);
+    assert_eq!(i.ok("ENABLE QRESYNC"), ["* ENABLED QRESYNC"]);
+    let sel = i.ok("SELECT INBOX");
+    let validity = number_after(&sel, "UIDVALIDITY");
+    let modseq = number_after(&sel, "HIGHESTMODSEQ");
+    i.ok("STORE 1 +FLAGS.SILENT (\\Flagged)");
+    i.ok("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    // With QRESYNC, expunges are VANISHED, not EXPUNGE (RFC 7162 §3.2.10).
+    let u = i.ok("EXPUNGE");
+    assert!(u.contains(&"* VANISHED 2".to_string()), "{u:?}");
+    assert!(expunges(&u).is_empty(), "{u:?}");
+
+    // Another client comes back with what it knew.
+    let mut j = Imap::login(inst.imap_port, false);
+    j.ok("ENABLE QRESYNC");
+    let (_, done) = j.cmd("SELECT INBOX (QRESYNC (1 1))");
+    assert!(done.starts_with("OK"), "{done}");
+    let sel = j.ok(&format!("SELECT INBOX (QRESYNC ({validity} {modseq} 1:3))"));
+    assert_eq!(sel[0], "* OK [CLOSED]");
+    assert!(
+        sel.contains(&"* VANISHED (EARLIER) 2".to_string()),
+        "{sel:?}"
+    );
+    let changed: Vec<&String> = sel.iter().filter(|l| l.contains(" FETCH ")).collect();
+    assert_eq!(changed.len(), 1, "{sel:?}");
+    assert!(
+        changed[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{sel:?}"
+    );
+    let u = j.ok(&format!(
+        "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)"
+    ));
+    assert_eq!(u[0], "* VANISHED (EARLIER) 2");
+    assert_eq!(u.len(), 2, "{u:?}");
+    // Without QRESYNC enabled, the parameter is refused.
+    let mut k = Imap::login(inst.imap_port, false);
+    let (_, done) = k.cmd(&format!("SELECT INBOX (QRESYNC ({validity} {modseq}))"));
+    assert!(done.starts_with("BAD"), "{done}");
+}
+
+#[test]
+fn imap4rev2_when_enabled() {
+    let inst = started("");
+    deliver(&inst, "Subject: one\r\n\r\nfirst\r\n");
+    deliver(&inst, "Subject: two\r\n\r\nsecond\r\n");
+    inst.wait_messages("jerry", 2);
+    let mut i = Imap::connect(inst.imap_port);
+    assert!(
+        i.greeting.contains(" IMAP4rev1 IMAP4rev2 "),
+        "{}",
+        i.greeting
+    );
+    i.ok("LOGIN jerry@example.test secret");
+    assert_eq!(i.ok("ENABLE IMAP4rev2"), ["* ENABLED IMAP4rev2"]);
+    let sel = i.ok("SELECT INBOX");
+    assert!(
+        sel.contains(&"* LIST (\\HasNoChildren) \".\" \"INBOX\"".to_string()),
+        "{sel:?}"
+    );
+    assert!(!sel.iter().any(|l| l.ends_with(" RECENT")), "{sel:?}");
+    assert!(!sel.iter().any(|l| l.contains("[UNSEEN ")), "{sel:?}");
+    // SEARCH answers with ESEARCH (RFC 9051 §7.3.4).
+    let tag = format!("a{}", i.n + 1);
+    assert_eq!(
+        i.ok("SEARCH ALL"),
+        [format!("* ESEARCH (TAG \"{tag}\") ALL 1:2")]
+    );
+    // No \Recent any more.
+    let f = i.ok("FETCH 1:2 (FLAGS)");
+    assert!(f.iter().all(|l| !l.contains("\\Recent")), "{f:?}");
+    // Mailbox names are UTF-8 on the wire, modified UTF-7 on disk.
+    i.ok("CREATE \"Entwürfe\"");
+    assert!(maildir(&inst).join(".Entw&APw-rfe/cur").is_dir());
+    let l = i.ok("LIST \"\" \"Entw*\"");
+    assert_eq!(l, ["* LIST (\\HasNoChildren) \".\" \"Entwürfe\""]);
+}
+
+#[test]
+fn esearch_and_saved_results() {
+    let inst = started("");
+    deliver(
+        &inst,
+        "From: ann@example.test\r\nSubject: a\r\n\r\napples\r\n",
+    );
+    deliver(
+        &inst,
+        "From: bob@example.test\r\nSubject: b\r\n\r\nbananas\r\n",
+    );
+    deliver(
+        &inst,
+        "From: ann@example.test\r\nSubject: c\r\n\r\ncherries\r\n",
+    );
+    inst.wait_messages("jerry", 3);
+    let mut i = Imap::login(inst.imap_port, true);
+    let tag = format!("a{}", i.n + 1);
+    assert_eq!(
+        i.ok("SEARCH RETURN (MIN MAX COUNT) ALL"),
+        [format!("* ESEARCH (TAG \"{tag}\") MIN 1 MAX 3 COUNT 3")]
+    );
+    let tag = format!("a{}", i.n + 1);
+    assert_eq!(
+        i.ok("UID SEARCH RETURN () FROM ann"),
+        [format!("* ESEARCH (TAG \"{tag}\") UID ALL 1,3")]
+    );
+    // SEARCHRES: SAVE alone answers nothing; `$` is the result.
+    assert!(i.ok("SEARCH RETURN (SAVE) FROM ann").is_empty());
+    let f = i.ok("FETCH $ (UID)");
+    assert_eq!(f, ["* 1 FETCH (UID 1)", "* 3 FETCH (UID 3)"]);
+    let s = i.ok("UID SEARCH UID $ TEXT cherries");
+    assert_eq!(s, ["* SEARCH 3"]);
+    // An unknown charset is refused with the ones known.
+    let (_, done) = i.cmd("SEARCH CHARSET KOI8-R TEXT x");
+    assert!(
+        done.starts_with("NO [BADCHARSET (US-ASCII UTF-8)]"),
+        "{done}"
+    );
+}

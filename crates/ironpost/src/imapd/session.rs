@@ -1656,6 +1656,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.write_update(up, uid)
     }
 
+    /// `* FLAGS` and PERMANENTFLAGS again when the folder has keywords the
+    /// session has not been told of.
+    fn announce_keywords(&mut self) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        let st = view.folder.lock();
+        let n = st.keywords.names().count();
+        if n == view.keyword_count {
+            return;
+        }
+        view.keyword_count = n;
+        let mut all = system_flags();
+        all.extend(st.keyword_flags());
+        drop(st);
+        resp::flags(&mut self.out, &all);
+        if !view.read_only {
+            let mut permanent = all;
+            permanent.push(Flag::Wildcard);
+            resp::untagged(
+                &mut self.out,
+                Status::Ok,
+                Some(&Code::PermanentFlags(permanent)),
+                "Flags permitted.",
+            );
+        }
+    }
+
     fn write_update(&mut self, up: Update, uid: bool) -> Result<(), End> {
         if up.reset {
             resp::untagged(
@@ -2066,6 +2094,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         self.counters.deleted += deleted;
+        // New keywords are announced before the FETCH that shows them.
+        self.announce_keywords();
         results.sort_unstable_by_key(|r| r.0);
         if let Some(v) = self.view.as_mut() {
             for (seq, _, _, m) in &results {
