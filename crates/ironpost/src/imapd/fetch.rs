@@ -156,7 +156,9 @@ pub fn respond(
     if uid && !items.contains(&FetchAttr::Uid) {
         r.uid(m.uid);
     }
-    let parsed = m.raw.map(mime::Message::parse);
+    // Parsed only for the items that need the MIME structure.
+    let parsed_cell: std::cell::OnceCell<Option<mime::Message<'_>>> = std::cell::OnceCell::new();
+    let parsed = || parsed_cell.get_or_init(|| m.raw.map(mime::Message::parse)).as_ref();
     let mut body_counted = false;
     let mut hdr_counted = false;
     for item in items {
@@ -195,10 +197,42 @@ pub fn respond(
                     r.body_structure(&s.bodystructure);
                 }
             }
-            FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
-                let Some(msg) = &parsed else { continue };
+            FetchAttr::Rfc822 => {
+                let Some(raw) = m.raw else { continue };
+                let data = crlf(raw);
+                count(stats, item, data.len(), &mut hdr_counted, &mut body_counted);
+                r.rfc822("RFC822", &data);
+            }
+            FetchAttr::BodySection {
+                section:
+                    Section {
+                        part,
+                        text: None,
+                    },
+                partial,
+                ..
+            } if part.is_empty() => {
+                // The whole message: no MIME parsing needed.
+                let Some(raw) = m.raw else { continue };
+                let whole = crlf(raw);
+                let data = match partial {
+                    Some(p) => {
+                        let start = (p.offset as usize).min(whole.len());
+                        let end = start.saturating_add(p.length as usize).min(whole.len());
+                        &whole[start..end]
+                    }
+                    None => &whole[..],
+                };
+                count(stats, item, data.len(), &mut hdr_counted, &mut body_counted);
+                r.body_section(
+                    &Section::default(),
+                    partial.map(|p| p.offset),
+                    Some(data),
+                );
+            }
+            FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                let Some(msg) = parsed() else { continue };
                 let (name, text) = match item {
-                    FetchAttr::Rfc822 => ("RFC822", None),
                     FetchAttr::Rfc822Header => ("RFC822.HEADER", Some(mime::SectionText::Header)),
                     _ => ("RFC822.TEXT", Some(mime::SectionText::Text)),
                 };
@@ -216,7 +250,7 @@ pub fn respond(
             FetchAttr::BodySection {
                 section, partial, ..
             } => {
-                let Some(msg) = &parsed else { continue };
+                let Some(msg) = parsed() else { continue };
                 let p = partial.map(|p| mime::Partial {
                     start: p.offset,
                     count: p.length,
@@ -226,7 +260,7 @@ pub fn respond(
                 r.body_section(section, partial.map(|p| p.offset), Some(&data));
             }
             FetchAttr::Binary { part, partial, .. } => {
-                let Some(msg) = &parsed else { continue };
+                let Some(msg) = parsed() else { continue };
                 let p = partial.map(|p| mime::Partial {
                     start: p.offset,
                     count: p.length,
@@ -246,7 +280,7 @@ pub fn respond(
                 }
             }
             FetchAttr::BinarySize { part } => {
-                let Some(msg) = &parsed else { continue };
+                let Some(msg) = parsed() else { continue };
                 match mime::binary_size(msg, part, false) {
                     Ok(n) => {
                         r.binary_size(part, n);
@@ -260,6 +294,25 @@ pub fn respond(
         r.modseq(m.modseq);
     }
     (r.finish(), failure)
+}
+
+/// The stored message (LF or CRLF line ends, mixed) with CRLF line ends,
+/// as IMAP sends it.
+pub fn crlf(raw: &[u8]) -> Vec<u8> {
+    let lfs = raw.iter().filter(|&&b| b == b'\n').count();
+    let mut out = Vec::with_capacity(raw.len() + lfs);
+    let mut prev = 0u8;
+    let mut start = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' && prev != b'\r' {
+            out.extend_from_slice(&raw[start..i]);
+            out.extend_from_slice(b"\r\n");
+            start = i + 1;
+        }
+        prev = b;
+    }
+    out.extend_from_slice(&raw[start..]);
+    out
 }
 
 /// Dovecot's fetch counters: a header-only item counts as a header fetch,

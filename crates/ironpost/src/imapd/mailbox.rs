@@ -466,13 +466,16 @@ fn take_in(folder: &Folder, st: &mut State, uids: &[u32]) -> io::Result<()> {
     let snap = st.snapshot.clone();
     let msgs: Vec<&Message> = uids.iter().filter_map(|&u| snap.get(u)).collect();
     let paths = folder.maildir.move_new_to_cur(&msgs)?;
-    for (m, p) in msgs.iter().zip(paths) {
-        if let Some(p) = p
-            && let Some(name) = p.file_name().and_then(|n| n.to_str())
-        {
-            st.index.renamed(m.uid, Sub::Cur, name)?;
-        }
-    }
+    let names: Vec<(u32, String)> = msgs
+        .iter()
+        .zip(paths)
+        .filter_map(|(m, p)| Some((m.uid, p?.file_name()?.to_str()?.to_string())))
+        .collect();
+    let renames: Vec<(u32, Sub, &str)> = names
+        .iter()
+        .map(|(u, n)| (*u, Sub::Cur, n.as_str()))
+        .collect();
+    st.index.renamed_many(&renames)?;
     // The snapshot's paths are stale now; reads follow moved files.
     Ok(())
 }

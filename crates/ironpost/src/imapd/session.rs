@@ -2065,12 +2065,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     return Ok(());
                 }
             };
-            for ((_, flags, seq, u), p) in changes.iter().zip(paths) {
-                let Some(p) = p else { continue };
-                let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
-                    continue;
-                };
-                if let Ok(Some(m)) = st.index.renamed(*u, Sub::Cur, name) {
+            let names: Vec<(usize, String)> = paths
+                .iter()
+                .enumerate()
+                .filter_map(|(k, p)| {
+                    let n = p.as_ref()?.file_name()?.to_str()?.to_string();
+                    Some((k, n))
+                })
+                .collect();
+            let renames: Vec<(u32, Sub, &str)> = names
+                .iter()
+                .map(|(k, n)| (changes[*k].3, Sub::Cur, n.as_str()))
+                .collect();
+            let modseqs = match st.index.renamed_many(&renames) {
+                Ok(m) => m,
+                Err(e) => {
+                    drop(st);
+                    self.no(tag, io_no(e));
+                    return Ok(());
+                }
+            };
+            for ((k, _), m) in names.iter().zip(modseqs) {
+                let (_, flags, seq, u) = &changes[*k];
+                if let Some(m) = m {
                     results.push((*seq, *u, to_imap(flags, &st.keywords), m));
                 }
             }

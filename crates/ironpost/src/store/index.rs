@@ -720,6 +720,39 @@ impl Index {
         Ok(Some(r.modseq))
     }
 
+    /// [`Index::renamed`] for many messages, logged with one write.
+    pub fn renamed_many(&mut self, changes: &[(u32, Sub, &str)]) -> io::Result<Vec<Option<u64>>> {
+        let mut out = Vec::with_capacity(changes.len());
+        let mut log = Vec::with_capacity(changes.len() * 96);
+        for &(uid, sub, name) in changes {
+            let Ok(i) = self.records.binary_search_by_key(&uid, |r| r.uid) else {
+                out.push(None);
+                continue;
+            };
+            let before = self.records[i].flags();
+            self.records[i].sub = sub;
+            self.records[i].name = name.to_string();
+            if self.records[i].flags() != before {
+                let m = self.next_modseq();
+                self.records[i].modseq = m;
+            }
+            let mut e = Enc(Vec::with_capacity(64 + name.len()));
+            e.u8(KIND_RECORD);
+            e.record(&self.records[i]);
+            log.extend_from_slice(&frame(&e.0));
+            out.push(Some(self.records[i].modseq));
+        }
+        if !log.is_empty()
+            && let Some(f) = self.log.as_mut()
+        {
+            f.write_all_at(&log, self.log_len)
+                .map_err(|e| context(format!("write {}", self.dir.join(LOG).display()), e))?;
+            self.log_len += log.len() as u64;
+        }
+        self.maybe_compact()?;
+        Ok(out)
+    }
+
     /// Gives `uids` a new MODSEQ without a change of their own (RFC 7162:
     /// a STORE that set flags already set still counts as a change for
     /// the client's UNCHANGEDSINCE test). Returns the new MODSEQ.

@@ -123,8 +123,23 @@ struct DirScan {
 }
 
 /// Changes to a directory more recent than this are not trusted to show
-/// in its mtime.
+/// in its mtime: a change within the same tick of the file system's
+/// clock leaves the mtime as it was. File systems with whole-second
+/// timestamps need a second; see [`settle`].
 const DIR_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// The same for a file system whose timestamps have sub-second parts
+/// (ext4, XFS, Btrfs, tmpfs on Linux: the kernel's coarse clock, a tick
+/// of at most 10 ms): five ticks.
+const DIR_SETTLE_FINE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How long after `mtime` a directory's listing can be trusted: a
+/// timestamp with nanoseconds proves a fine-grained clock.
+fn settle(mtime: SystemTime) -> std::time::Duration {
+    match mtime.duration_since(UNIX_EPOCH) {
+        Ok(d) if d.subsec_nanos() != 0 => DIR_SETTLE_FINE,
+        _ => DIR_SETTLE,
+    }
+}
 
 /// Which UID list file was read: it is only ever replaced whole, by
 /// rename, so a new one has a new inode.
@@ -284,7 +299,7 @@ impl Maildir {
         let mtime = |sub: &str| fs::metadata(self.root.join(sub)).ok()?.modified().ok();
         let (new, cur) = (mtime("new")?, mtime("cur")?);
         let list = ListId::of(&fs::symlink_metadata(self.root.join(UIDLIST)).ok()?);
-        let settled = |t: SystemTime| now.duration_since(t).is_ok_and(|d| d > DIR_SETTLE);
+        let settled = |t: SystemTime| now.duration_since(t).is_ok_and(|d| d > settle(t));
         (settled(new) && settled(cur)).then_some(Token { new, cur, list })
     }
 
@@ -796,7 +811,7 @@ impl Maildir {
                 c.mtime == mtime
                     && c.read_at
                         .duration_since(mtime)
-                        .is_ok_and(|d| d > DIR_SETTLE)
+                        .is_ok_and(|d| d > settle(mtime))
             });
             if !settled {
                 let read_at = SystemTime::now();
@@ -974,15 +989,20 @@ impl Maildir {
         if list.entries.len() != files.len() {
             return None;
         }
+        let (new_dir, cur_dir) = (self.root.join("new"), self.root.join("cur"));
         let messages = list
             .entries
             .iter()
             .map(|e| {
                 let f = files.get(&e.base)?;
+                let dir = match f.sub {
+                    Sub::New => &new_dir,
+                    Sub::Cur => &cur_dir,
+                };
                 Some(Message {
                     uid: e.uid,
                     base: e.base.clone(),
-                    path: self.root.join(f.sub.dir()).join(&f.name),
+                    path: dir.join(&f.name),
                     size: f.size,
                     wire_size: known_wire(e, f)?,
                     flags: Flags::from_file_name(&f.name),
@@ -1043,9 +1063,16 @@ impl Maildir {
         m: &Message,
         new_name: impl Fn(Sub, &str) -> Option<String>,
     ) -> io::Result<Option<PathBuf>> {
-        for _ in 0..FOLLOW_TRIES {
-            let Some(current) = self.current_path(m)? else {
-                return Ok(None);
+        for attempt in 0..FOLLOW_TRIES {
+            // First where the snapshot saw it (no stat: a rename that
+            // finds nothing tells as much), then wherever it went.
+            let current = if attempt == 0 {
+                m.path.clone()
+            } else {
+                match self.current_path(m)? {
+                    Some(p) => p,
+                    None => return Ok(None),
+                }
             };
             let sub = match current.parent().and_then(Path::file_name) {
                 Some(d) if d == "new" => Sub::New,
