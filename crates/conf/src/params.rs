@@ -180,6 +180,14 @@ params! {
         "A local user's mailbox relative to the home directory (Mailbox, or Maildir/ for Maildir); empty means mbox in mail_spool_directory.";
     HOPCOUNT_LIMIT = "hopcount_limit", Kind::Int { min: 1, max: i64::MAX }, T("50"),
         "The most Received headers a message may have before it is bounced as a loop.";
+    IMAP_IDLE_TIMEOUT = "imap_idle_timeout", Kind::Time { unit: 's' }, T("30m"),
+        "How long an IMAP client may stay silent outside IDLE before it is disconnected (RFC 9051 asks for at least 30 minutes).";
+    IMAP_LOGOUT_FORMAT = "imap_logout_format", Kind::Str, T("in=%i out=%o deleted=%{deleted} expunged=%{expunged} trashed=%{trashed} hdr_count=%{fetch_hdr_count} hdr_bytes=%{fetch_hdr_bytes} body_count=%{fetch_body_count} body_bytes=%{fetch_body_bytes}"),
+        "The statistics logged when an IMAP session ends (Dovecot's variables: %i bytes in, %o bytes out, %{deleted}, %{expunged}, %{trashed}, %{fetch_hdr_count}, %{fetch_hdr_bytes}, %{fetch_body_count}, %{fetch_body_bytes}).";
+    IMAP_MAX_LINE_LENGTH = "imap_max_line_length", Kind::Size, T("64k"),
+        "The longest IMAP command line accepted, literals not counted (Dovecot's setting).";
+    IMAP_TLS_WRAPPERMODE = "imap_tls_wrappermode", Kind::Bool, T("no"),
+        "TLS from the start (imaps, port 993) instead of STARTTLS; set with -o in master.cf.";
     INET_INTERFACES = "inet_interfaces", Kind::List, T("localhost"),
         "The addresses the server listens on: all, localhost, loopback-only, or a list of addresses.";
     INET_PROTOCOLS = "inet_protocols", Kind::Words(&["all", "ipv4", "ipv6"]), T("all"),
@@ -196,12 +204,16 @@ params! {
         "Networks whose clients may send passwords without TLS (Dovecot's setting).";
     MAIL_LOCATION = "mail_location", Kind::Str, T(""),
         "Where system users' mail is for POP3 and IMAP, in Dovecot's form (maildir:~/Maildir, mbox:~/mail:INBOX=/var/mail/%u); empty: where local delivery puts it (home_mailbox, mail_spool_directory).";
+    MAIL_MAX_USERIP_CONNECTIONS = "mail_max_userip_connections", Kind::Int { min: 0, max: i64::MAX }, T("10"),
+        "The most IMAP sessions one user may have open from one IP address; 0 means no limit (Dovecot's setting).";
     MAIL_NAME = "mail_name", Kind::Str, T("ironpost"),
         "The mail system's name, used in the SMTP greeting and in Received headers.";
     MAIL_SPOOL_DIRECTORY = "mail_spool_directory", Kind::Path, T("/var/mail"),
         "The directory with the mbox files of local users (used when home_mailbox is empty).";
     MAIL_VERSION = "mail_version", Kind::Str, Comp(C::Version),
         "The version of ironpost.";
+    MAILBOX_AUTOCREATE = "mailbox_autocreate", Kind::List, T("Drafts Sent Trash Junk Archive"),
+        "IMAP folders created and subscribed at a user's first login, with the special use their name says (RFC 6154).";
     MAILLOG_FILE = "maillog_file", Kind::Path, T("/var/log/ironpost/maillog"),
         "The mail log file, in Postfix's line format; empty means standard error.";
     MAPS_RBL_REJECT_CODE = "maps_rbl_reject_code", Kind::Int { min: 400, max: 599 }, T("554"),

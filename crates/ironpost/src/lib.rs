@@ -52,6 +52,7 @@ pub mod ctl;
 pub mod dns;
 pub mod durable;
 pub mod host;
+pub mod imapd;
 pub mod local;
 pub mod login;
 pub mod mailbox;

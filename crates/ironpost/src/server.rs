@@ -44,7 +44,7 @@ impl From<ConfError> for StartError {
 struct Listener {
     /// The master.cf service name (`smtp`, `127.0.0.1:2525`).
     name: String,
-    /// The command: smtpd or pop3d.
+    /// The command: smtpd, pop3d or imapd.
     command: Command,
     line: usize,
     addrs: Vec<SocketAddr>,
@@ -57,6 +57,7 @@ struct Listener {
 enum Command {
     Smtpd,
     Pop3d,
+    Imapd,
 }
 
 /// A listener's service, built from the configuration.
@@ -64,6 +65,7 @@ enum Command {
 enum Service {
     Smtpd(Arc<Smtpd>),
     Pop3d(Arc<crate::pop3d::Pop3d>),
+    Imapd(Arc<crate::imapd::Imapd>),
 }
 
 /// Everything built from the configuration, replaced as a whole on reload.
@@ -143,9 +145,10 @@ fn listeners(cfg: &Config, master: &MasterCf) -> Result<Vec<Listener>, StartErro
         let command = match s.command.as_str() {
             "smtpd" => Command::Smtpd,
             "pop3d" => Command::Pop3d,
+            "imapd" => Command::Imapd,
             _ => Command::Smtpd,
         };
-        if s.command != "smtpd" && s.command != "pop3d" {
+        if !["smtpd", "pop3d", "imapd"].contains(&s.command.as_str()) {
             tracing::warn!(
                 "{}, line {}: service {} runs \"{}\", which is not available in this version; ignored",
                 master_cf_path(cfg).display(),
@@ -234,6 +237,12 @@ fn build(cfg: &Config, listeners: &[Listener]) -> Result<Built, StartError> {
         }
         if l.command == Command::Pop3d {
             services.push(Service::Pop3d(Arc::new(crate::pop3d::Pop3d::from_config(
+                &c, &ctx,
+            )?)));
+            continue;
+        }
+        if l.command == Command::Imapd {
+            services.push(Service::Imapd(Arc::new(crate::imapd::Imapd::from_config(
                 &c, &ctx,
             )?)));
             continue;
@@ -581,6 +590,25 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
                                 .unwrap_or(IpAddr::from([0, 0, 0, 0]));
                             tokio::spawn(async move {
                                 crate::pop3d::session::run(
+                                    stream,
+                                    canonical_ip(peer.ip()),
+                                    local,
+                                    p,
+                                    log,
+                                )
+                                .await;
+                                drop(permit);
+                            });
+                            continue;
+                        }
+                        Service::Imapd(p) => {
+                            let log = d.log.clone();
+                            let local = stream
+                                .local_addr()
+                                .map(|a| canonical_ip(a.ip()))
+                                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                            tokio::spawn(async move {
+                                crate::imapd::session::run(
                                     stream,
                                     canonical_ip(peer.ip()),
                                     local,

@@ -8,7 +8,8 @@
 //! - [`smtp`]: SMTP commands, addresses, replies and the DATA stream.
 //! - [`mime`]: messages as MIME part trees; ENVELOPE, BODYSTRUCTURE, `BODY[section]`, BINARY.
 //! - [`pop3`]: POP3 command lines, commands, responses, RETR/TOP wire form, CAPA.
-//! - [`imap`]: IMAP4rev1/rev2 command reader (literals, limits), commands, responses.
+//! - [`imap`]: IMAP4rev1/rev2 command reader (literals, limits), commands, responses;
+//!   SEARCH, SORT and THREAD evaluated on messages.
 //! - [`sasl`]: SASL mechanisms (PLAIN, LOGIN, SCRAM), server side.
 
 pub mod imap;

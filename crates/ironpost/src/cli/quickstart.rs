@@ -142,9 +142,14 @@ fn master_cf(offset: Option<u16>) -> String {
         "{:<14} inet  n       -       n       -       -       pop3d\n  -o pop3_tls_wrappermode=yes\n",
         name("pop3s", 995)
     ));
+    // As Dovecot's imap and imaps listeners: STARTTLS on 143, TLS on 993.
     s.push_str(&format!(
-        "# IMAP: {} (not in this version)\n",
+        "{:<14} inet  n       -       n       -       -       imapd\n",
         name("imap", 143)
+    ));
+    s.push_str(&format!(
+        "{:<14} inet  n       -       n       -       -       imapd\n  -o imap_tls_wrappermode=yes\n",
+        name("imaps", 993)
     ));
     s
 }

@@ -293,6 +293,10 @@ pub fn deliver(maildir: &Path, message: &[u8], owner: Option<(u32, u32)>) -> io:
             tracing::warn!("remove {}: {}", tmp_path.join(&name).display(), e.desc());
         }
     }
+    if result.is_ok() {
+        // An IMAP session in IDLE on this folder reports it at once.
+        crate::store::notify::changed(maildir);
+    }
     result
 }
 

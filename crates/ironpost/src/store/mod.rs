@@ -51,6 +51,7 @@ pub mod location;
 mod lock;
 pub mod maildir;
 pub mod mbox;
+pub mod notify;
 mod uidlist;
 
 pub use flags::Flags;

@@ -22,6 +22,10 @@
 //!   and the token cursor of the parsers.
 //! - [`fetch`], [`search`]: FETCH items and sections; search keys, sort
 //!   criteria, thread algorithms.
+//! - [`eval`]: SEARCH evaluated: whether a message ([`eval::Candidate`])
+//!   matches a key tree, and how much of it the key needs to see.
+//! - [`thread`]: SORT and THREAD evaluated (RFC 5256): sort orders,
+//!   ORDEREDSUBJECT and REFERENCES threads, base subjects.
 //! - [`sequence`]: sequence sets (`1:3,5:*`, `$`), resolved against the
 //!   mailbox.
 //! - [`flag`], [`mailbox`], [`datetime`]: flags, mailbox names (INBOX,
@@ -49,6 +53,7 @@
 pub mod capability;
 pub mod command;
 pub mod datetime;
+pub mod eval;
 pub mod fetch;
 pub mod flag;
 pub mod lexer;
@@ -57,6 +62,7 @@ pub mod reader;
 pub mod response;
 pub mod search;
 pub mod sequence;
+pub mod thread;
 pub mod utf7;
 
 #[cfg(test)]

@@ -1,0 +1,348 @@
+//! FETCH data items of one message (RFC 3501 §6.4.5, RFC 3516 BINARY,
+//! RFC 7162 MODSEQ), from the index's record, the cached structure and,
+//! when an item needs it, the message file.
+//!
+//! ENVELOPE, BODY and BODYSTRUCTURE are computed once per message and
+//! kept in the index's cache (see [`Structure`]), so listing a folder
+//! does not open its message files again.
+
+use chrono::TimeZone;
+use ironpost_proto::imap::response::FetchResponse;
+use ironpost_proto::imap::{DateTime, FetchAttr, Flag, Section, SectionText};
+use ironpost_proto::mime;
+
+/// ENVELOPE, BODY and BODYSTRUCTURE of a message, encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Structure {
+    pub envelope: Vec<u8>,
+    pub body: Vec<u8>,
+    pub bodystructure: Vec<u8>,
+}
+
+impl Structure {
+    pub fn of(raw: &[u8]) -> Structure {
+        let msg = mime::Message::parse(raw);
+        Structure {
+            envelope: mime::envelope(raw),
+            body: mime::body(&msg, false),
+            bodystructure: mime::body(&msg, true),
+        }
+    }
+
+    /// The cache blob: three length-prefixed parts.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            12 + self.envelope.len() + self.body.len() + self.bodystructure.len(),
+        );
+        for part in [&self.envelope, &self.body, &self.bodystructure] {
+            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    pub fn decode(blob: &[u8]) -> Option<Structure> {
+        let mut at = 0;
+        let mut part = || -> Option<Vec<u8>> {
+            let len = u32::from_le_bytes(blob.get(at..at + 4)?.try_into().ok()?) as usize;
+            let v = blob.get(at + 4..at + 4 + len)?.to_vec();
+            at += 4 + len;
+            Some(v)
+        };
+        let s = Structure {
+            envelope: part()?,
+            body: part()?,
+            bodystructure: part()?,
+        };
+        Some(s)
+    }
+}
+
+/// Whether any item needs the message's bytes (beyond the structure).
+pub fn needs_content(items: &[FetchAttr]) -> bool {
+    items.iter().any(|i| {
+        matches!(
+            i,
+            FetchAttr::Rfc822
+                | FetchAttr::Rfc822Header
+                | FetchAttr::Rfc822Text
+                | FetchAttr::BodySection { .. }
+                | FetchAttr::Binary { .. }
+                | FetchAttr::BinarySize { .. }
+        )
+    })
+}
+
+/// Whether any item needs the structure.
+pub fn needs_structure(items: &[FetchAttr]) -> bool {
+    items.iter().any(|i| {
+        matches!(
+            i,
+            FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure
+        )
+    })
+}
+
+/// The counters of imap_logout_format.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub hdr_count: u64,
+    pub hdr_bytes: u64,
+    pub body_count: u64,
+    pub body_bytes: u64,
+}
+
+/// What FETCH knows of one message.
+pub struct Item<'a> {
+    pub seq: u32,
+    pub uid: u32,
+    pub flags: &'a [Flag],
+    pub recent: bool,
+    pub internal_date: std::time::SystemTime,
+    pub wire_size: u64,
+    pub modseq: u64,
+    pub structure: Option<&'a Structure>,
+    pub raw: Option<&'a [u8]>,
+}
+
+/// A BINARY item failed: the tagged NO's code and text.
+pub type BinaryFailure = mime::BinaryError;
+
+/// INTERNALDATE in the server's time zone.
+pub fn imap_date(t: std::time::SystemTime) -> DateTime {
+    let secs = super::mailbox::unix_seconds(t);
+    DateTime::from_timestamp(secs, zone_minutes(secs))
+}
+
+/// The server's offset from UTC at `secs`, in minutes.
+pub fn zone_minutes(secs: i64) -> i16 {
+    chrono::Local
+        .timestamp_opt(secs, 0)
+        .single()
+        .map(|d| (d.offset().local_minus_utc() / 60) as i16)
+        .unwrap_or(0)
+}
+
+fn mime_section(s: &Section) -> mime::Section {
+    mime::Section {
+        part: s.part.clone(),
+        text: s.text.as_ref().map(|t| match t {
+            SectionText::Header => mime::SectionText::Header,
+            SectionText::Text => mime::SectionText::Text,
+            SectionText::Mime => mime::SectionText::Mime,
+            SectionText::HeaderFields { not: false, fields } => mime::SectionText::HeaderFields(
+                fields.iter().map(|f| f.as_bytes().to_vec()).collect(),
+            ),
+            SectionText::HeaderFields { not: true, fields } => mime::SectionText::HeaderFieldsNot(
+                fields.iter().map(|f| f.as_bytes().to_vec()).collect(),
+            ),
+        }),
+    }
+}
+
+/// The FETCH response of one message; `uid` adds UID when the client did
+/// not ask (UID FETCH). Errors of BINARY items are returned, the rest of
+/// the response is still built.
+pub fn respond(
+    items: &[FetchAttr],
+    m: &Item<'_>,
+    uid: bool,
+    modseq: bool,
+    utf8: bool,
+    stats: &mut Stats,
+) -> (Vec<u8>, Option<BinaryFailure>) {
+    let mut r = FetchResponse::new(m.seq).utf8(utf8);
+    let mut failure = None;
+    if uid && !items.contains(&FetchAttr::Uid) {
+        r.uid(m.uid);
+    }
+    let parsed = m.raw.map(mime::Message::parse);
+    let mut body_counted = false;
+    let mut hdr_counted = false;
+    for item in items {
+        match item {
+            FetchAttr::Uid => {
+                r.uid(m.uid);
+            }
+            FetchAttr::Flags => {
+                let mut flags = m.flags.to_vec();
+                if m.recent {
+                    flags.push(Flag::Recent);
+                }
+                r.flags(&flags);
+            }
+            FetchAttr::InternalDate => {
+                r.internal_date(&imap_date(m.internal_date));
+            }
+            FetchAttr::Rfc822Size => {
+                r.rfc822_size(m.wire_size);
+            }
+            FetchAttr::ModSeq => {
+                r.modseq(m.modseq);
+            }
+            FetchAttr::Envelope => {
+                if let Some(s) = m.structure {
+                    r.envelope(&s.envelope);
+                }
+            }
+            FetchAttr::Body => {
+                if let Some(s) = m.structure {
+                    r.body(&s.body);
+                }
+            }
+            FetchAttr::BodyStructure => {
+                if let Some(s) = m.structure {
+                    r.body_structure(&s.bodystructure);
+                }
+            }
+            FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                let Some(msg) = &parsed else { continue };
+                let (name, text) = match item {
+                    FetchAttr::Rfc822 => ("RFC822", None),
+                    FetchAttr::Rfc822Header => ("RFC822.HEADER", Some(mime::SectionText::Header)),
+                    _ => ("RFC822.TEXT", Some(mime::SectionText::Text)),
+                };
+                let data = mime::body_section(
+                    msg,
+                    &mime::Section {
+                        part: Vec::new(),
+                        text,
+                    },
+                    None,
+                );
+                count(stats, item, data.len(), &mut hdr_counted, &mut body_counted);
+                r.rfc822(name, &data);
+            }
+            FetchAttr::BodySection {
+                section, partial, ..
+            } => {
+                let Some(msg) = &parsed else { continue };
+                let p = partial.map(|p| mime::Partial {
+                    start: p.offset,
+                    count: p.length,
+                });
+                let data = mime::body_section(msg, &mime_section(section), p);
+                count(stats, item, data.len(), &mut hdr_counted, &mut body_counted);
+                r.body_section(section, partial.map(|p| p.offset), Some(&data));
+            }
+            FetchAttr::Binary { part, partial, .. } => {
+                let Some(msg) = &parsed else { continue };
+                let p = partial.map(|p| mime::Partial {
+                    start: p.offset,
+                    count: p.length,
+                });
+                match mime::binary_section(msg, part, false, p) {
+                    Ok(b) => {
+                        count(
+                            stats,
+                            item,
+                            b.data.len(),
+                            &mut hdr_counted,
+                            &mut body_counted,
+                        );
+                        r.binary(part, partial.map(|p| p.offset), Some(&b.data));
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+            FetchAttr::BinarySize { part } => {
+                let Some(msg) = &parsed else { continue };
+                match mime::binary_size(msg, part, false) {
+                    Ok(n) => {
+                        r.binary_size(part, n);
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+        }
+    }
+    if modseq && !items.contains(&FetchAttr::ModSeq) {
+        r.modseq(m.modseq);
+    }
+    (r.finish(), failure)
+}
+
+/// Dovecot's fetch counters: a header-only item counts as a header fetch,
+/// anything else as a body fetch; once per message each.
+fn count(stats: &mut Stats, item: &FetchAttr, len: usize, hdr: &mut bool, body: &mut bool) {
+    let header_only = match item {
+        FetchAttr::Rfc822Header => true,
+        FetchAttr::BodySection { section, .. } => matches!(
+            section.text,
+            Some(SectionText::Header) | Some(SectionText::HeaderFields { .. })
+        ),
+        _ => false,
+    };
+    if header_only {
+        if !*hdr {
+            stats.hdr_count += 1;
+            *hdr = true;
+        }
+        stats.hdr_bytes += len as u64;
+    } else {
+        if !*body {
+            stats.body_count += 1;
+            *body = true;
+        }
+        stats.body_bytes += len as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] = b"From: Tom <tom@example.test>\nTo: jerry@example.test\nSubject: hi\nDate: Mon, 7 Feb 1994 21:52:25 -0800\n\nhello\nworld\n";
+
+    #[test]
+    fn structure_survives_the_cache_blob() {
+        let s = Structure::of(MSG);
+        assert!(
+            s.envelope
+                .starts_with(b"(\"Mon, 7 Feb 1994 21:52:25 -0800\" \"hi\"")
+        );
+        assert!(s.bodystructure.starts_with(b"(\"text\" \"plain\""));
+        assert_eq!(Structure::decode(&s.encode()), Some(s));
+        assert_eq!(Structure::decode(b"\x05\0\0\0ab"), None);
+    }
+
+    #[test]
+    fn items_in_the_clients_order_with_literals_and_crlf() {
+        let s = Structure::of(MSG);
+        let flags = [Flag::Seen];
+        let m = Item {
+            seq: 3,
+            uid: 42,
+            flags: &flags,
+            recent: true,
+            internal_date: std::time::UNIX_EPOCH,
+            wire_size: MSG.len() as u64 + 6,
+            modseq: 7,
+            structure: Some(&s),
+            raw: Some(MSG),
+        };
+        let items = [
+            FetchAttr::Flags,
+            FetchAttr::Rfc822Size,
+            FetchAttr::BodySection {
+                peek: true,
+                section: Section {
+                    part: vec![],
+                    text: Some(SectionText::Text),
+                },
+                partial: None,
+            },
+        ];
+        let mut stats = Stats::default();
+        let (out, err) = respond(&items, &m, true, false, false, &mut stats);
+        assert!(err.is_none());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "* 3 FETCH (UID 42 FLAGS (\\Seen \\Recent) RFC822.SIZE {} BODY[TEXT] {{14}}\r\nhello\r\nworld\r\n)\r\n",
+                MSG.len() + 6
+            )
+        );
+        assert_eq!((stats.body_count, stats.body_bytes), (1, 14));
+    }
+}

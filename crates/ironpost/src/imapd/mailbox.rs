@@ -1,0 +1,399 @@
+//! One folder as the IMAP sessions of this process share it
+//! ([`Folder`]: the Maildir, its index and keywords, one per folder
+//! whatever the number of sessions), and what one session has been told
+//! about it ([`View`]: the messages by sequence number, their flags as
+//! last reported, what is still to report).
+//!
+//! Every change goes through the folder's lock: a session's STORE,
+//! EXPUNGE, APPEND or COPY, and [`Folder::sync`], which takes a Maildir
+//! snapshot and brings the index in line (deliveries, other programs,
+//! POP3). After a change the folder's watchers are told
+//! ([`crate::store::notify`]), so sessions in IDLE report it at once.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use ironpost_proto::imap::Flag;
+
+use crate::store::flags::Flags;
+use crate::store::index::{self, Index, Sub};
+use crate::store::keywords::Keywords;
+use crate::store::notify;
+use crate::store::{Maildir, Message, Snapshot};
+
+/// The shared state of one folder.
+pub struct Folder {
+    pub path: PathBuf,
+    pub maildir: Maildir,
+    state: Mutex<State>,
+}
+
+pub struct State {
+    pub index: Index,
+    pub keywords: Keywords,
+    /// The last snapshot (for reads, copies and renames by UID).
+    pub snapshot: Arc<Snapshot>,
+    synced: Option<Instant>,
+}
+
+type Table = HashMap<PathBuf, Weak<Folder>>;
+static OPEN: LazyLock<Mutex<Table>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Folder {
+    /// The shared state of the folder at `path`, opened (and created
+    /// when `create`) if no session has it open.
+    pub fn open(path: &Path, data_directory: &Path, create: bool) -> io::Result<Arc<Folder>> {
+        let mut t = lock(&OPEN);
+        if let Some(f) = t.get(path).and_then(Weak::upgrade) {
+            return Ok(f);
+        }
+        let maildir = Maildir::open(path, create)?;
+        let index = Index::open(&index::state_dir(data_directory, "index", path))?;
+        let keywords = Keywords::load(path)?;
+        let snapshot = Arc::new(Snapshot {
+            uidvalidity: 0,
+            uidnext: 1,
+            messages: Vec::new(),
+        });
+        let f = Arc::new(Folder {
+            path: path.to_path_buf(),
+            maildir,
+            state: Mutex::new(State {
+                index,
+                keywords,
+                snapshot,
+                synced: None,
+            }),
+        });
+        t.retain(|_, w| w.strong_count() > 0);
+        t.insert(path.to_path_buf(), Arc::downgrade(&f));
+        Ok(f)
+    }
+
+    /// The state, locked.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Takes a snapshot and brings the index in line; tells the watchers
+    /// when something changed. Returns the locked state.
+    pub fn sync(&self) -> io::Result<MutexGuard<'_, State>> {
+        let mut st = self.lock();
+        let snap = self.maildir.snapshot()?;
+        let changes = st.index.apply(&snap)?;
+        st.snapshot = Arc::new(snap);
+        st.synced = Some(Instant::now());
+        st.keywords = Keywords::load(&self.path).unwrap_or_else(|_| st.keywords.clone());
+        if !changes.is_empty() {
+            notify::changed(&self.path);
+        }
+        Ok(st)
+    }
+}
+
+impl State {
+    /// The snapshot's message of `uid`.
+    pub fn message(&self, uid: u32) -> Option<&Message> {
+        self.snapshot.get(uid)
+    }
+
+    /// IMAP flags of a record (no \Recent).
+    pub fn flags_of(&self, flags: &Flags) -> Vec<Flag> {
+        to_imap(flags, &self.keywords)
+    }
+
+    /// The keywords defined in this folder, for FLAGS and PERMANENTFLAGS.
+    pub fn keyword_flags(&self) -> Vec<Flag> {
+        self.keywords
+            .names()
+            .map(|n| Flag::Keyword(n.to_string()))
+            .collect()
+    }
+
+    /// Maildir flags for IMAP flags, new keywords given letters (saved in
+    /// `path`'s keywords file). Keywords past the 26 letters are dropped.
+    pub fn to_maildir(&mut self, flags: &[Flag], path: &Path, keep: &Flags) -> io::Result<Flags> {
+        let mut out = Flags {
+            passed: keep.passed,
+            ..Flags::default()
+        };
+        let mut added = false;
+        for f in flags {
+            match f {
+                Flag::Seen => out.seen = true,
+                Flag::Answered => out.answered = true,
+                Flag::Flagged => out.flagged = true,
+                Flag::Deleted => out.deleted = true,
+                Flag::Draft => out.draft = true,
+                Flag::Keyword(k) => {
+                    let (letter, new) = self.keywords.letter_or_add(k);
+                    added |= new;
+                    if let Some(l) = letter
+                        && !out.keywords.contains(&l)
+                    {
+                        out.keywords.push(l);
+                    }
+                }
+                Flag::Recent | Flag::Extension(_) | Flag::Wildcard => {}
+            }
+        }
+        out.keywords.sort_unstable();
+        if added {
+            self.keywords.save(path)?;
+        }
+        Ok(out)
+    }
+}
+
+/// IMAP flags of Maildir flags.
+pub fn to_imap(flags: &Flags, keywords: &Keywords) -> Vec<Flag> {
+    let mut out = Vec::with_capacity(4);
+    if flags.seen {
+        out.push(Flag::Seen);
+    }
+    if flags.answered {
+        out.push(Flag::Answered);
+    }
+    if flags.flagged {
+        out.push(Flag::Flagged);
+    }
+    if flags.deleted {
+        out.push(Flag::Deleted);
+    }
+    if flags.draft {
+        out.push(Flag::Draft);
+    }
+    for &l in &flags.keywords {
+        if let Some(name) = keywords.name(l) {
+            out.push(Flag::Keyword(name.to_string()));
+        }
+    }
+    out
+}
+
+/// The INTERNALDATE of a record, seconds since the epoch.
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// One message as a session knows it.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub uid: u32,
+    /// The MODSEQ whose flags the session last reported.
+    pub modseq: u64,
+    pub recent: bool,
+}
+
+/// What [`View::refresh`] found to report.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// Sequence numbers to announce as expunged, in the order to send
+    /// them (each as it is at its turn).
+    pub expunged: Vec<u32>,
+    /// UIDs expunged (for VANISHED).
+    pub vanished: Vec<u32>,
+    /// The new EXISTS, when it changed.
+    pub exists: Option<u32>,
+    pub recent: Option<u32>,
+    /// Messages whose flags changed: (seq, uid).
+    pub flags: Vec<(u32, u32)>,
+    /// New keywords appeared: FLAGS and PERMANENTFLAGS again.
+    pub keywords: bool,
+    /// The UIDVALIDITY changed: the session must end.
+    pub reset: bool,
+}
+
+/// What one session has been told about its selected folder.
+pub struct View {
+    pub folder: Arc<Folder>,
+    pub watch: notify::Watch,
+    pub read_only: bool,
+    pub uidvalidity: u32,
+    /// By sequence number (index 0 is message 1), ascending UID.
+    pub msgs: Vec<Known>,
+    /// Keyword count last reported in FLAGS.
+    pub keyword_count: usize,
+}
+
+impl View {
+    /// Opens the view of a folder (SELECT/EXAMINE): every message, those
+    /// in `new/` recent (and moved to `cur/` unless read-only).
+    pub fn open(folder: Arc<Folder>, read_only: bool) -> io::Result<View> {
+        let watch = notify::watch(&folder.path);
+        let mut v = View {
+            folder,
+            watch,
+            read_only,
+            uidvalidity: 0,
+            msgs: Vec::new(),
+            keyword_count: 0,
+        };
+        v.watch.receiver.mark_unchanged();
+        let folder = v.folder.clone();
+        let mut st = folder.sync()?;
+        v.uidvalidity = st.index.uidvalidity();
+        v.keyword_count = st.keywords.names().count();
+        let recent: Vec<u32> = st
+            .index
+            .records()
+            .iter()
+            .filter(|r| r.sub == Sub::New)
+            .map(|r| r.uid)
+            .collect();
+        v.msgs = st
+            .index
+            .records()
+            .iter()
+            .map(|r| Known {
+                uid: r.uid,
+                modseq: r.modseq,
+                recent: r.sub == Sub::New,
+            })
+            .collect();
+        if !read_only && !recent.is_empty() {
+            take_in(&folder, &mut st, &recent)?;
+        }
+        // Our own change: sessions already watching see the new MODSEQs.
+        Ok(v)
+    }
+
+    pub fn exists(&self) -> u32 {
+        self.msgs.len() as u32
+    }
+
+    pub fn recent(&self) -> u32 {
+        self.msgs.iter().filter(|m| m.recent).count() as u32
+    }
+
+    pub fn max_uid(&self) -> u32 {
+        self.msgs.last().map(|m| m.uid).unwrap_or(0)
+    }
+
+    /// The sequence number of `uid`.
+    pub fn seq_of(&self, uid: u32) -> Option<u32> {
+        self.msgs
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| i as u32 + 1)
+    }
+
+    /// Syncs the folder and tells what the session has to report. With
+    /// `expunges` false (during FETCH, STORE, SEARCH), expunged messages
+    /// stay in the view, to be reported later; new messages and flag
+    /// changes are always taken in.
+    pub fn refresh(&mut self, expunges: bool, rescan: bool) -> io::Result<Update> {
+        let folder = self.folder.clone();
+        let mut st = if rescan {
+            folder.sync()?
+        } else {
+            folder.lock()
+        };
+        let mut up = Update::default();
+        if st.index.uidvalidity() != self.uidvalidity {
+            up.reset = true;
+            return Ok(up);
+        }
+        let kw = st.keywords.names().count();
+        if kw != self.keyword_count {
+            self.keyword_count = kw;
+            up.keywords = true;
+        }
+        let records = st.index.records();
+        let before = self.msgs.len();
+        // Expunged: known UIDs the index no longer has.
+        let mut gone = Vec::new();
+        for (i, k) in self.msgs.iter().enumerate() {
+            if st.index.get(k.uid).is_none() {
+                gone.push(i);
+            }
+        }
+        if expunges && !gone.is_empty() {
+            // Highest first: the numbers of those still to send do not
+            // move.
+            for &i in gone.iter().rev() {
+                up.expunged.push(i as u32 + 1);
+                up.vanished.push(self.msgs[i].uid);
+            }
+            up.vanished.reverse();
+            let mut keep = gone.iter().peekable();
+            let mut i = 0;
+            self.msgs.retain(|_| {
+                let drop = keep.peek().is_some_and(|&&g| g == i);
+                if drop {
+                    keep.next();
+                }
+                i += 1;
+                !drop
+            });
+        }
+        // Flag changes.
+        for (i, k) in self.msgs.iter_mut().enumerate() {
+            if let Some(r) = st.index.get(k.uid)
+                && r.modseq != k.modseq
+            {
+                k.modseq = r.modseq;
+                up.flags.push((i as u32 + 1, k.uid));
+            }
+        }
+        // New messages.
+        let max = self.msgs.last().map(|m| m.uid).unwrap_or(0);
+        let start = records.partition_point(|r| r.uid <= max);
+        let mut fresh_recent = Vec::new();
+        for r in &records[start..] {
+            let recent = r.sub == Sub::New;
+            if recent {
+                fresh_recent.push(r.uid);
+            }
+            self.msgs.push(Known {
+                uid: r.uid,
+                modseq: r.modseq,
+                recent,
+            });
+        }
+        let added = self.msgs.len() + up.expunged.len() != before;
+        if added || !up.expunged.is_empty() {
+            up.exists = Some(self.exists());
+        }
+        if added {
+            up.recent = Some(self.recent());
+        }
+        if !self.read_only && !fresh_recent.is_empty() {
+            take_in(&folder, &mut st, &fresh_recent)?;
+            // Our own move is no flag change to report.
+            for k in self.msgs.iter_mut() {
+                if let Some(r) = st.index.get(k.uid) {
+                    k.modseq = k.modseq.max(r.modseq);
+                }
+            }
+        }
+        Ok(up)
+    }
+}
+
+/// Moves `uids` from `new/` to `cur/`: they have been seen by a session
+/// (IMAP's \Recent is this session's only).
+fn take_in(folder: &Folder, st: &mut State, uids: &[u32]) -> io::Result<()> {
+    let snap = st.snapshot.clone();
+    let msgs: Vec<&Message> = uids.iter().filter_map(|&u| snap.get(u)).collect();
+    let paths = folder.maildir.move_new_to_cur(&msgs)?;
+    for (m, p) in msgs.iter().zip(paths) {
+        if let Some(p) = p
+            && let Some(name) = p.file_name().and_then(|n| n.to_str())
+        {
+            st.index.renamed(m.uid, Sub::Cur, name)?;
+        }
+    }
+    // The snapshot's paths are stale now; reads follow moved files.
+    Ok(())
+}
