@@ -40,7 +40,7 @@
 # dovecot-imapd are installed if missing, without starting the system's
 # Dovecot). Usage: bench/imap/run.sh [MESSAGES]   (default 10000)
 # SERVERS="ironpost dovecot" (the default) or one of them; ROUNDS=5;
-# IDLE=1000, IDLE_USERS=100; KEEP=1 keeps the work directory.
+# IDLE=1000 (0: no idle connections), IDLE_USERS=100; KEEP=1 keeps the work directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -346,9 +346,11 @@ idle() {
     HOLD_PID=
     echo "$before $after $(cat "$WORK/idle.out")" >"$WORK/idle.$name"
 }
-for s in $SERVERS; do
-    idle "$s"
-done
+if [ "$IDLE" -gt 0 ]; then
+    for s in $SERVERS; do
+        idle "$s"
+    done
+fi
 T_END=$(date +%s)
 
 # median of the numbers on standard input
@@ -409,10 +411,13 @@ memrow() {
     has dovecot && dv=$(per_conn dovecot "$2")
     row "$1" "$ip" "$dv"
 }
-memrow "memory per idle connection, RSS (KB)" 1
-memrow "memory per idle connection, PSS (KB)" 2
+if [ "$IDLE" -gt 0 ]; then
+    memrow "memory per idle connection, RSS (KB)" 1
+    memrow "memory per idle connection, PSS (KB)" 2
+fi
 echo
 for s in $SERVERS; do
+    [ "$IDLE" -gt 0 ] || break
     read -r -a m <"$WORK/idle.$s"
     echo "$s: before the idle connections $((m[0] / 1024)) MB RSS, $((m[1] / 1024)) MB PSS in ${m[2]} processes;" \
         "with $IDLE ($IDLE_USERS users, logged in in $(field "${m[*]:6}" login_s) s)" \
