@@ -40,7 +40,7 @@
 # dovecot-imapd are installed if missing, without starting the system's
 # Dovecot). Usage: bench/imap/run.sh [MESSAGES]   (default 10000)
 # SERVERS="ironpost dovecot" (the default) or one of them; ROUNDS=5;
-# IDLE=1000 (0: no idle connections), IDLE_USERS=100; KEEP=1 keeps the work directory.
+# IDLE=1000 (0: no idle connections), IDLE_USERS=100 (0 with IDLE=0); KEEP=1 keeps the work directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -51,10 +51,11 @@ IP_PORT=$((IP_OFFSET + 143))
 DV_PORT=${DV_PORT:-14343}
 ROUNDS=${ROUNDS:-5}                # runs per server; the table shows the medians
 IDLE=${IDLE:-1000}
-IDLE_USERS=${IDLE_USERS:-100}
+IDLE_USERS=${IDLE_USERS:-$((IDLE > 0 ? 100 : 0))}
 BODY=1000                          # FETCH 1:BODY BODY.PEEK[]
 WORD=zanzibar
 HITS=$((MESSAGES / 100))           # the messages with the word: every 100th
+CONN_LIMIT=$((IDLE > 10 ? IDLE : 10))   # connections per user and address
 START=$(date +%s)
 
 has() { [[ " $SERVERS " == *" $1 "* ]]; }
@@ -170,7 +171,10 @@ if has ironpost; then
     cat >> "$WORK/ip/etc/main.cf" <<CF
 disable_plaintext_auth = no
 login_trusted_networks = 127.0.0.0/8
-mail_max_userip_connections = $IDLE
+mail_max_userip_connections = $CONN_LIMIT
+# Room for $IDLE sessions: as in Postfix, a service whose maxproc is -
+# takes default_process_limit (100) at a time.
+default_process_limit = $((IDLE + 100))
 CF
     mkdir -p "$WORK/ip/vmail/example.test"
     echo secret | $IRONPOST user add "u1@example.test" --password-stdin -c "$WORK/ip/etc" >/dev/null
@@ -218,7 +222,7 @@ mail_location = maildir:~
 # at a time and 10 connections per user and address; auth and anvil need
 # a client per login process, imap-urlauth-login's 100 included).
 default_client_limit = $((IDLE + 400))
-mail_max_userip_connections = $IDLE
+mail_max_userip_connections = $CONN_LIMIT
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1
@@ -424,9 +428,10 @@ for s in $SERVERS; do
         "$((m[3] / 1024)) MB RSS, $((m[4] / 1024)) MB PSS in ${m[5]} processes"
 done
 cpu() { local line; while read -r line; do field "$line" client_cpu_s; done <"$WORK/runs.$1" | median; }
+cpus=""
 for s in $SERVERS; do
-    printf '%s ' "load client CPU over the steps against $s (median): $(cpu "$s") s;"
+    cpus="$cpus${cpus:+, }$s $(cpu "$s") s"
 done
-echo
+echo "load client CPU over the steps (medians): $cpus"
 echo "mailbox made in $((T_MADE - START)) s (with the build), copied in $((T_COPIED - T_MADE)) s," \
     "warm-up $((T_WARM - T_COPIED)) s, rounds $((T_ROUNDS - T_WARM)) s, idle connections $((T_END - T_ROUNDS)) s"
