@@ -10,7 +10,7 @@
 //! POP3). After a change the folder's watchers are told
 //! ([`crate::store::notify`]), so sessions in IDLE report it at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
@@ -41,6 +41,12 @@ pub struct State {
 
 type Table = HashMap<PathBuf, Weak<Folder>>;
 static OPEN: LazyLock<Mutex<Table>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Folders used lately stay open although no session holds them, so that
+/// the next STATUS, SELECT or login finds the index and the scan of the
+/// Maildir in memory instead of reading both again.
+static KEPT: LazyLock<Mutex<VecDeque<Arc<Folder>>>> = LazyLock::new(|| Mutex::new(VecDeque::new()));
+/// How many.
+const KEEP: usize = 64;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -52,6 +58,7 @@ impl Folder {
     pub fn open(path: &Path, data_directory: &Path, create: bool) -> io::Result<Arc<Folder>> {
         let mut t = lock(&OPEN);
         if let Some(f) = t.get(path).and_then(Weak::upgrade) {
+            keep(&f);
             return Ok(f);
         }
         let maildir = Maildir::open(path, create)?;
@@ -74,7 +81,15 @@ impl Folder {
         });
         t.retain(|_, w| w.strong_count() > 0);
         t.insert(path.to_path_buf(), Arc::downgrade(&f));
+        keep(&f);
         Ok(f)
+    }
+
+    /// Forgets the folder at `path` (deleted or renamed): the next open
+    /// starts afresh.
+    pub fn forget(path: &Path) {
+        lock(&KEPT).retain(|f| f.path != path);
+        lock(&OPEN).remove(path);
     }
 
     /// The state, locked.
@@ -96,6 +111,17 @@ impl Folder {
         }
         Ok(st)
     }
+}
+
+/// Puts `f` first among the folders kept open.
+fn keep(f: &Arc<Folder>) {
+    let mut k = lock(&KEPT);
+    if k.front().is_some_and(|x| Arc::ptr_eq(x, f)) {
+        return;
+    }
+    k.retain(|x| !Arc::ptr_eq(x, f));
+    k.push_front(f.clone());
+    k.truncate(KEEP);
 }
 
 impl State {
@@ -362,7 +388,8 @@ impl View {
             });
         }
         let added = self.msgs.len() + up.expunged.len() != before;
-        if added || !up.expunged.is_empty() {
+        // EXPUNGE already lowers the count: EXISTS only for new ones.
+        if added {
             up.exists = Some(self.exists());
         }
         if added {

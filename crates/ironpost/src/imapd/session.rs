@@ -60,6 +60,8 @@ const SASL_LINE: usize = 64 * 1024;
 const IDLE_POLL: Duration = Duration::from_secs(2);
 /// How often IDLE tells the client it is still there.
 const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
+/// The one quota root: every folder of the user.
+const QUOTA_ROOT: &str = "User quota";
 /// Commands in a row that were not understood before the session ends.
 const MAX_BAD: u32 = 20;
 
@@ -67,6 +69,8 @@ const MAX_BAD: u32 = 20;
 struct User {
     name: String,
     folders: Folders,
+    /// The directory's quota in bytes (RFC 9208 STORAGE), if any.
+    quota: Option<u64>,
     _count: UserIp,
 }
 
@@ -93,6 +97,11 @@ struct Session<'a, S> {
     user: Option<User>,
     view: Option<View>,
     condstore: bool,
+    /// QRESYNC enabled: expunges are told as VANISHED.
+    qresync: bool,
+    /// IMAP4rev2 enabled (RFC 9051): no \Recent, ESEARCH answers, UTF-8
+    /// names.
+    rev2: bool,
     utf8: bool,
     /// The saved search result `$` (RFC 5182), as UIDs ascending.
     saved: Option<Vec<u32>>,
@@ -131,6 +140,8 @@ where
         user: None,
         view: None,
         condstore: false,
+        qresync: false,
+        rev2: false,
         utf8: false,
         saved: None,
         bad: 0,
@@ -315,6 +326,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     fn capabilities(&self) -> String {
         let mut caps: Vec<String> = vec![
             "IMAP4rev1".into(),
+            "IMAP4rev2".into(),
             "SASL-IR".into(),
             "ID".into(),
             "ENABLE".into(),
@@ -340,6 +352,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "UIDPLUS",
                 "LIST-EXTENDED",
                 "CONDSTORE",
+                "QRESYNC",
                 "BINARY",
                 "MOVE",
                 "STATUS=SIZE",
@@ -354,6 +367,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "ESEARCH",
                 "SEARCHRES",
                 "WITHIN",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
             ] {
                 caps.push(c.into());
             }
@@ -526,6 +541,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                             self.condstore = true;
                             on.push("CONDSTORE");
                         }
+                        "QRESYNC" => {
+                            // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                            self.condstore = true;
+                            self.qresync = true;
+                            on.push("QRESYNC");
+                        }
+                        "IMAP4REV2" => {
+                            self.rev2 = true;
+                            self.utf8 = true;
+                            self.reader.set_utf8(true);
+                            on.push("IMAP4rev2");
+                        }
                         "UTF8=ACCEPT" => {
                             self.utf8 = true;
                             self.reader.set_utf8(true);
@@ -538,10 +565,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.ok(tag, "Enabled.");
             }
             CommandKind::Select { mailbox, params } => {
-                self.select(tag, &mailbox, params.condstore, false)?;
+                self.select(tag, &mailbox, params, false)?;
             }
             CommandKind::Examine { mailbox, params } => {
-                self.select(tag, &mailbox, params.condstore, true)?;
+                self.select(tag, &mailbox, params, true)?;
             }
             CommandKind::Create { mailbox, .. } => {
                 let r = self.create(&mailbox);
@@ -639,13 +666,78 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             CommandKind::Thread(t) => {
                 tokio::task::block_in_place(|| self.thread(tag, t))?;
             }
-            CommandKind::GetQuota(_)
-            | CommandKind::GetQuotaRoot(_)
-            | CommandKind::SetQuota { .. }
-            | CommandKind::Compress(_) => {
+            CommandKind::GetQuotaRoot(mailbox) => {
+                if let Err(no) = self.existing(&mailbox, false) {
+                    self.no(tag, no);
+                    return Ok(());
+                }
+                let has = self.user.as_ref().is_some_and(|u| u.quota.is_some());
+                let roots: &[&str] = if has { &[QUOTA_ROOT] } else { &[] };
+                resp::quotaroot(&mut self.out, &mailbox, roots, self.utf8);
+                if has {
+                    tokio::task::block_in_place(|| self.quota_response());
+                }
+                self.ok(tag, "Getquotaroot completed.");
+            }
+            CommandKind::GetQuota(root) => {
+                if root != QUOTA_ROOT || self.user.as_ref().is_none_or(|u| u.quota.is_none()) {
+                    self.tagged(
+                        tag,
+                        Status::No,
+                        Some(Code::Nonexistent),
+                        "Quota root does not exist",
+                    );
+                    return Ok(());
+                }
+                tokio::task::block_in_place(|| self.quota_response());
+                self.ok(tag, "Getquota completed.");
+            }
+            CommandKind::SetQuota { .. } => {
+                self.tagged(
+                    tag,
+                    Status::No,
+                    Some(Code::NoPerm),
+                    "Quota can't be changed over IMAP (ironpost user quota does it).",
+                );
+            }
+            CommandKind::Compress(_) => {
                 // Not offered in CAPABILITY.
                 self.bad_text(tag, "Unknown command.");
             }
+        }
+        Ok(())
+    }
+
+    /// `* QUOTA "User quota" (STORAGE used limit)`, in KiB (RFC 9208).
+    fn quota_response(&mut self) {
+        let Some(user) = &self.user else { return };
+        let Some(limit) = user.quota else { return };
+        let used = crate::store::quota::usage(user.folders.root()).unwrap_or(0);
+        resp::quota(
+            &mut self.out,
+            QUOTA_ROOT,
+            &[resp::QuotaResource {
+                name: "STORAGE",
+                usage: used.div_ceil(1024),
+                limit: limit / 1024,
+            }],
+        );
+    }
+
+    /// Refuses adding `bytes` past the user's quota.
+    fn check_quota(&self, bytes: u64) -> Result<(), No> {
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        let Some(limit) = user.quota else {
+            return Ok(());
+        };
+        let used = crate::store::quota::usage(user.folders.root()).map_err(io_no)?;
+        if used.saturating_add(bytes) > limit {
+            return Err(No(
+                Some(Code::OverQuota),
+                "Quota exceeded (mailbox for user is full)".into(),
+            ));
         }
         Ok(())
     }
@@ -924,9 +1016,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.number,
             self.protection()
         ));
+        let quota = match &who {
+            Identity::Virtual(a) => {
+                let url = self.p.login.accounts.directory_url.clone();
+                let a = a.clone();
+                tokio::task::block_in_place(|| crate::store::quota::limit(url.as_deref(), &a))
+                    .unwrap_or_else(|e| {
+                        self.log_login(&format!("Error: quota of {name}: {e}"));
+                        None
+                    })
+            }
+            Identity::System(_) => None,
+        };
         self.user = Some(User {
             name,
             folders,
+            quota,
             _count: count,
         });
         self.state = State::Authenticated;
@@ -964,13 +1069,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         &mut self,
         tag: &str,
         name: &MailboxName,
-        condstore: bool,
+        params: ironpost_proto::imap::command::SelectParams,
         read_only: bool,
     ) -> Result<(), End> {
-        if condstore {
+        if params.qresync.is_some() && !self.qresync {
+            self.bad_text(tag, "Error in IMAP command SELECT: QRESYNC not enabled");
+            return Ok(());
+        }
+        if params.condstore {
             self.condstore = true;
         }
-        self.view = None;
+        if self.view.take().is_some() && (self.qresync || self.rev2) {
+            // RFC 7162 §3.2.11.
+            resp::untagged(&mut self.out, Status::Ok, Some(&Code::Closed), "");
+        }
         self.state = State::Authenticated;
         let path = match self.existing(name, false) {
             Ok(p) => p,
@@ -1026,8 +1138,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             },
         );
         resp::exists(&mut self.out, view.exists());
-        resp::recent(&mut self.out, view.recent());
-        if let Some(n) = unseen {
+        if self.rev2 {
+            // RFC 9051 §6.3.2: the mailbox's LIST response, its name as
+            // the server writes it.
+            let prefix = format!("{name}{DELIMITER}");
+            let children = !name.is_inbox()
+                && self
+                    .folders()
+                    .list()
+                    .is_ok_and(|l| l.iter().any(|n| n.starts_with(&prefix)));
+            let mut attrs = vec![if children {
+                MailboxAttr::HasChildren
+            } else {
+                MailboxAttr::HasNoChildren
+            }];
+            if let Some(u) = special_use(name.as_str()).and_then(MailboxAttr::special_use) {
+                attrs.push(u);
+            }
+            resp::list(
+                &mut self.out,
+                "LIST",
+                &ListItem {
+                    attributes: &attrs,
+                    delimiter: Some(DELIMITER),
+                    name,
+                    child_info_subscribed: false,
+                    old_name: None,
+                },
+                self.utf8,
+            );
+        }
+        // IMAP4rev2 has neither RECENT nor the UNSEEN code (RFC 9051 §E).
+        if !self.rev2 {
+            resp::recent(&mut self.out, view.recent());
+        }
+        if let Some(n) = unseen.filter(|_| !self.rev2) {
             resp::untagged(
                 &mut self.out,
                 Status::Ok,
@@ -1063,11 +1208,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         } else {
             "Select completed."
         };
+        if let Some(q) = &params.qresync
+            && q.uid_validity == view.uidvalidity
+        {
+            self.qresync_catch_up(&view, q);
+        }
         self.view = Some(view);
         self.scanned = Instant::now();
         self.state = State::Selected;
         self.tagged(tag, Status::Ok, Some(code), text);
         Ok(())
+    }
+
+    /// SELECT (QRESYNC ...): what the client missed since its MODSEQ
+    /// (RFC 7162 §3.2.5): the UIDs expunged since, then the messages
+    /// changed since, with their flags.
+    fn qresync_catch_up(&mut self, view: &View, q: &ironpost_proto::imap::command::Qresync) {
+        let st = view.folder.lock();
+        let max = view.max_uid().max(st.snapshot.uidnext.saturating_sub(1));
+        let known = |u: u32| q.known_uids.as_ref().is_none_or(|set| set.contains(u, max));
+        let vanished: Vec<u32> = match st.index.vanished_since(q.mod_seq) {
+            Some(v) => v.into_iter().filter(|&u| known(u)).collect(),
+            None => {
+                // History too short: every known UID that is not here
+                // (RFC 7162 §3.2.5.1 allows this answer).
+                let mut v = Vec::new();
+                if let Some(set) = &q.known_uids
+                    && let Ok(ranges) = set.resolve_uid(max)
+                {
+                    for r in ranges {
+                        for u in r.take(1_000_000) {
+                            if view.msgs.binary_search_by_key(&u, |m| m.uid).is_err() {
+                                v.push(u);
+                            }
+                        }
+                    }
+                }
+                v
+            }
+        };
+        resp::vanished(&mut self.out, true, &ranges_of(&vanished));
+        for (i, k) in view.msgs.iter().enumerate() {
+            let Some(r) = st.index.get(k.uid) else {
+                continue;
+            };
+            if r.modseq <= q.mod_seq || !known(k.uid) {
+                continue;
+            }
+            let mut flags = to_imap(&r.flags(), &st.keywords);
+            if k.recent && !self.rev2 {
+                flags.push(Flag::Recent);
+            }
+            let mut f = resp::FetchResponse::new(i as u32 + 1);
+            f.uid(k.uid);
+            f.flags(&flags);
+            f.modseq(r.modseq);
+            f.finish_into(&mut self.out);
+        }
     }
 
     fn create(&mut self, name: &MailboxName) -> Result<(), No> {
@@ -1104,6 +1301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.view = None;
             self.state = State::Authenticated;
         }
+        Folder::forget(&path);
         self.folders().delete(name.as_str()).map_err(io_no)?;
         let _ = self.folders().subscribe(name.as_str(), false);
         Ok(())
@@ -1153,6 +1351,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 io_no(e)
             }
         })?;
+        for (a, b) in &moved {
+            for n in [a, b] {
+                if let Ok(p) = f.path(n) {
+                    Folder::forget(&p);
+                }
+            }
+        }
         // Subscriptions follow the names.
         if let Ok(mut subs) = f.subscriptions() {
             let mut changed = false;
@@ -1385,26 +1590,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 ));
             }
         }
-        for m in messages {
-            let flags = {
-                let mut st = folder.lock();
-                st.to_maildir(&m.flags, &path, &Flags::default())
-                    .map_err(io_no)?
-            };
-            let date = m.date.map(|d| {
-                let t = d.timestamp();
-                if t >= 0 {
-                    std::time::UNIX_EPOCH + Duration::from_secs(t as u64)
-                } else {
-                    std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
-                }
-            });
-            let (uid, _) = folder
-                .maildir
-                .append(&m.data, &flags, date)
-                .map_err(io_no)?;
-            uids.push(uid);
+        let total: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
+        self.check_quota(total)?;
+        // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): what was
+        // stored is taken back when a later message fails.
+        let mut stored: Vec<(u32, std::path::PathBuf)> = Vec::new();
+        let result = (|| -> Result<(), No> {
+            for m in &messages {
+                let flags = {
+                    let mut st = folder.lock();
+                    st.to_maildir(&m.flags, &path, &Flags::default())
+                        .map_err(io_no)?
+                };
+                let date = m.date.map(|d| {
+                    let t = d.timestamp();
+                    if t >= 0 {
+                        std::time::UNIX_EPOCH + Duration::from_secs(t as u64)
+                    } else {
+                        std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
+                    }
+                });
+                stored.push(
+                    folder
+                        .maildir
+                        .append(&m.data, &flags, date)
+                        .map_err(io_no)?,
+                );
+            }
+            Ok(())
+        })();
+        if let Err(no) = result {
+            for (_, p) in &stored {
+                let _ = std::fs::remove_file(p);
+            }
+            drop(folder.sync());
+            return Err(no);
         }
+        uids.extend(stored.iter().map(|(u, _)| *u));
         let st = folder.sync().map_err(io_no)?;
         let v = st.index.uidvalidity();
         Ok(Code::append_uid(v, &uids))
@@ -1447,8 +1669,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let Some(view) = self.view.as_ref() else {
             return Ok(());
         };
-        for n in &up.expunged {
-            resp::expunge(&mut self.out, *n);
+        if self.qresync {
+            resp::vanished(&mut self.out, false, &ranges_of(&up.vanished));
+        } else {
+            for n in &up.expunged {
+                resp::expunge(&mut self.out, *n);
+            }
         }
         if up.keywords {
             let st = view.folder.lock();
@@ -1470,14 +1696,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if let Some(n) = up.exists {
             resp::exists(&mut self.out, n);
         }
-        if let Some(n) = up.recent {
+        if let Some(n) = up.recent.filter(|_| !self.rev2) {
             resp::recent(&mut self.out, n);
         }
         if !up.flags.is_empty() {
             let st = view.folder.lock();
             for (seq, u) in &up.flags {
                 let Some(r) = st.index.get(*u) else { continue };
-                let recent = view.msgs.get(*seq as usize - 1).is_some_and(|k| k.recent);
+                let recent =
+                    !self.rev2 && view.msgs.get(*seq as usize - 1).is_some_and(|k| k.recent);
                 let mut flags = to_imap(&r.flags(), &st.keywords);
                 if recent {
                     flags.push(Flag::Recent);
@@ -1563,6 +1790,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             items.push(FetchAttr::Flags);
         }
         let mut seen_changes: Vec<(u32, u64)> = Vec::new();
+        if f.vanished
+            && let Some(since) = f.changed_since
+        {
+            if !self.qresync {
+                self.bad_text(tag, "Error in IMAP command UID FETCH: QRESYNC not enabled");
+                return Ok(());
+            }
+            // RFC 7162 §3.2.6: the UIDs of the set expunged since.
+            let st = folder.lock();
+            let max = view.max_uid().max(st.snapshot.uidnext.saturating_sub(1));
+            let gone: Vec<u32> = st
+                .index
+                .vanished_since(since)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|&u| f.set.contains(u, max))
+                .collect();
+            drop(st);
+            resp::vanished(&mut self.out, true, &ranges_of(&gone));
+        }
         for (n, &i) in idx.iter().enumerate() {
             let Some(view) = self.view.as_ref() else {
                 break;
@@ -1649,7 +1896,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 seq,
                 uid: known.uid,
                 flags: &imap_flags,
-                recent: known.recent,
+                recent: known.recent && !self.rev2,
                 internal_date: record.internal_date(),
                 wire_size: record.wire_size,
                 modseq: modseq_now,
@@ -1828,7 +2075,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
                 if !s.silent {
                     let mut flags = flags.clone();
-                    if recent {
+                    if recent && !self.rev2 {
                         flags.push(Flag::Recent);
                     }
                     f.flags(&flags);
@@ -1973,6 +2220,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         }
         let same = Arc::ptr_eq(&src, &target);
+        // A move within the user's folders takes no more room.
+        let bytes: u64 = sources.iter().map(|(m, _, _)| m.size).sum();
+        if let Err(no) = self.check_quota(if is_move { 0 } else { bytes }) {
+            self.no(tag, no);
+            return Ok(());
+        }
         let copied = (|| -> Result<(Vec<u32>, Vec<u32>, u32), No> {
             let mut pairs = Vec::with_capacity(sources.len());
             {
@@ -2173,6 +2426,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.condstore = true;
         }
         match &s.returns {
+            // IMAP4rev2 answers SEARCH with ESEARCH only (RFC 9051 §6.4.4).
+            None if self.rev2 => {
+                let ranges = ranges_of(&nums);
+                resp::esearch(
+                    &mut self.out,
+                    &resp::Esearch {
+                        tag: Some(tag),
+                        uid: s.uid,
+                        all: Some(&ranges[..]),
+                        modseq,
+                        ..resp::Esearch::default()
+                    },
+                );
+            }
             None => resp::search(&mut self.out, &nums, modseq),
             Some(ret) => {
                 let wanted = |r: SearchReturn| ret.contains(&r);

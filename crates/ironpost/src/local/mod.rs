@@ -132,6 +132,8 @@ pub struct Agents {
     pub virtual_gid_maps: MapList,
     pub virtual_minimum_uid: u32,
     pub as_root: bool,
+    /// The user directory (directory_url), for its users' quotas.
+    pub directory_url: Option<String>,
 }
 
 /// Where an expansion came from: aliases, .forward or :include: (this
@@ -181,6 +183,8 @@ impl Agents {
             virtual_gid_maps: maps(params::VIRTUAL_GID_MAPS)?,
             virtual_minimum_uid: cfg.get_int(params::VIRTUAL_MINIMUM_UID)? as u32,
             as_root: sysuser::running_as_root(),
+            directory_url: Some(cfg.get_str(params::DIRECTORY_URL)?.trim().to_string())
+                .filter(|u| !u.is_empty()),
         })
     }
 

@@ -67,6 +67,11 @@ impl Agents {
             Mailbox::Mbox(path)
         };
         let content = super::delivery_headers(msg, address, original);
+        if let Mailbox::Maildir(root) = &mailbox
+            && let Some(o) = self.over_quota(address, root, content.len() as u64)
+        {
+            return o;
+        }
         let what = match mailbox {
             Mailbox::Maildir(_) => "maildir",
             Mailbox::Mbox(_) => "mailbox",
@@ -84,6 +89,47 @@ impl Agents {
                 ),
             ),
         }
+    }
+
+    /// Refuses a message that would take a directory user past the quota
+    /// (`ironpost user quota`), as Dovecot's LDA does: 5.2.2, bounced.
+    fn over_quota(&self, address: &str, root: &std::path::Path, size: u64) -> Option<Outcome> {
+        let user = strip_extension(address, &self.recipient_delimiter);
+        let limit = match crate::store::quota::limit(self.directory_url.as_deref(), &user) {
+            Ok(Some(l)) => l,
+            Ok(None) => return None,
+            Err(e) => {
+                return Some(Outcome::failed(
+                    address,
+                    RELAY,
+                    "4.3.0",
+                    format!("user directory: {e}"),
+                ));
+            }
+        };
+        let used = match crate::store::quota::usage(root) {
+            Ok(u) => u,
+            Err(e) => {
+                return Some(Outcome::failed(
+                    address,
+                    RELAY,
+                    "4.2.0",
+                    format!(
+                        "cannot read mailbox {}: {}",
+                        root.display(),
+                        ironpost_conf::io_reason(&e)
+                    ),
+                ));
+            }
+        };
+        (used.saturating_add(size) > limit).then(|| {
+            Outcome::failed(
+                address,
+                RELAY,
+                "5.2.2",
+                format!("Quota exceeded (mailbox for user is full): {used} of {limit} bytes used"),
+            )
+        })
     }
 
     /// The uid and gid a virtual mailbox belongs to.
@@ -126,5 +172,19 @@ impl Agents {
             )));
         }
         Ok((uid, gid))
+    }
+}
+
+/// `user+ext@domain` without `+ext` (any of the delimiter characters).
+fn strip_extension(address: &str, delimiters: &str) -> String {
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    let base = match local.find(|c| delimiters.contains(c)) {
+        Some(i) if !delimiters.is_empty() && i > 0 => &local[..i],
+        _ => local,
+    };
+    if domain.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}@{domain}")
     }
 }

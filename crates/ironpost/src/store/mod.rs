@@ -52,6 +52,7 @@ mod lock;
 pub mod maildir;
 pub mod mbox;
 pub mod notify;
+pub mod quota;
 mod uidlist;
 
 pub use flags::Flags;
