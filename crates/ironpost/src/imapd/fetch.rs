@@ -158,7 +158,11 @@ pub fn respond(
     }
     // Parsed only for the items that need the MIME structure.
     let parsed_cell: std::cell::OnceCell<Option<mime::Message<'_>>> = std::cell::OnceCell::new();
-    let parsed = || parsed_cell.get_or_init(|| m.raw.map(mime::Message::parse)).as_ref();
+    let parsed = || {
+        parsed_cell
+            .get_or_init(|| m.raw.map(mime::Message::parse))
+            .as_ref()
+    };
     let mut body_counted = false;
     let mut hdr_counted = false;
     for item in items {
@@ -204,11 +208,7 @@ pub fn respond(
                 r.rfc822("RFC822", &data);
             }
             FetchAttr::BodySection {
-                section:
-                    Section {
-                        part,
-                        text: None,
-                    },
+                section: Section { part, text: None },
                 partial,
                 ..
             } if part.is_empty() => {
@@ -224,11 +224,7 @@ pub fn respond(
                     None => &whole[..],
                 };
                 count(stats, item, data.len(), &mut hdr_counted, &mut body_counted);
-                r.body_section(
-                    &Section::default(),
-                    partial.map(|p| p.offset),
-                    Some(data),
-                );
+                r.body_section(&Section::default(), partial.map(|p| p.offset), Some(data));
             }
             FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
                 let Some(msg) = parsed() else { continue };
@@ -301,18 +297,36 @@ pub fn respond(
 pub fn crlf(raw: &[u8]) -> Vec<u8> {
     let lfs = raw.iter().filter(|&&b| b == b'\n').count();
     let mut out = Vec::with_capacity(raw.len() + lfs);
-    let mut prev = 0u8;
     let mut start = 0;
-    for (i, &b) in raw.iter().enumerate() {
-        if b == b'\n' && prev != b'\r' {
+    while let Some(p) = find_lf(&raw[start..]) {
+        let i = start + p;
+        if i > 0 && raw[i - 1] == b'\r' {
+            out.extend_from_slice(&raw[start..=i]);
+        } else {
             out.extend_from_slice(&raw[start..i]);
             out.extend_from_slice(b"\r\n");
-            start = i + 1;
         }
-        prev = b;
+        start = i + 1;
     }
     out.extend_from_slice(&raw[start..]);
     out
+}
+
+/// The first LF in `hay`, eight bytes at a time.
+fn find_lf(hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = u64::from_ne_bytes([b'\n'; 8]);
+    let mut i = 0;
+    for chunk in hay.chunks_exact(8) {
+        let w = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8])) ^ pattern;
+        // A zero byte in `w` is an LF in the chunk (exact, no false hits).
+        if w.wrapping_sub(ONES) & !w & HIGHS != 0 {
+            break;
+        }
+        i += 8;
+    }
+    hay[i..].iter().position(|&b| b == b'\n').map(|p| p + i)
 }
 
 /// Dovecot's fetch counters: a header-only item counts as a header fetch,
@@ -346,6 +360,21 @@ mod tests {
     use super::*;
 
     const MSG: &[u8] = b"From: Tom <tom@example.test>\nTo: jerry@example.test\nSubject: hi\nDate: Mon, 7 Feb 1994 21:52:25 -0800\n\nhello\nworld\n";
+
+    #[test]
+    fn crlf_converts_bare_lfs_only() {
+        assert_eq!(crlf(b""), b"");
+        assert_eq!(crlf(b"a"), b"a");
+        assert_eq!(crlf(b"\n"), b"\r\n");
+        assert_eq!(crlf(b"ab\ncd\r\nef\n\ngh"), b"ab\r\ncd\r\nef\r\n\r\ngh");
+        // Lines of every length around the eight-byte steps.
+        for n in 0..40 {
+            let line = "x".repeat(n);
+            let lf = format!("{line}\n{line}\r\n{line}");
+            let want = format!("{line}\r\n{line}\r\n{line}");
+            assert_eq!(crlf(lf.as_bytes()), want.as_bytes(), "{n}");
+        }
+    }
 
     #[test]
     fn structure_survives_the_cache_blob() {

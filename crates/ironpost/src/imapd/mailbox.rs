@@ -13,6 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,6 +31,8 @@ pub struct Folder {
     pub path: PathBuf,
     pub maildir: Maildir,
     state: Mutex<State>,
+    /// A background sync is on its way ([`Folder::sync_soon`]).
+    sync_due: AtomicBool,
 }
 
 pub struct State {
@@ -80,6 +83,7 @@ impl Folder {
         let f = Arc::new(Folder {
             path: path.to_path_buf(),
             maildir,
+            sync_due: AtomicBool::new(false),
             state: Mutex::new(State {
                 index,
                 keywords,
@@ -92,6 +96,25 @@ impl Folder {
         t.insert(path.to_path_buf(), Arc::downgrade(&f));
         keep(&f);
         Ok(f)
+    }
+
+    /// After a change made by a session: a snapshot in the background
+    /// once the directories have settled, so that the next SELECT or
+    /// STATUS finds the folder in step with its files instead of reading
+    /// them again while the client waits.
+    pub fn sync_soon(self: &Arc<Self>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.sync_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let f = self.clone();
+        rt.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+            f.sync_due.store(false, Ordering::Release);
+            let _ = tokio::task::spawn_blocking(move || drop(f.sync())).await;
+        });
     }
 
     /// Forgets the folder at `path` (deleted or renamed): the next open
@@ -335,6 +358,8 @@ impl View {
             .collect();
         if !read_only && !recent.is_empty() {
             take_in(&folder, &mut st, &recent)?;
+            drop(st);
+            folder.sync_soon();
         }
         // Our own change: sessions already watching see the new MODSEQs.
         Ok(v)

@@ -1629,6 +1629,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         uids.extend(stored.iter().map(|(u, _)| *u));
         let st = folder.sync().map_err(io_no)?;
         let v = st.index.uidvalidity();
+        drop(st);
+        folder.sync_soon();
         Ok(Code::append_uid(v, &uids))
     }
 
@@ -1967,6 +1969,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     }
                 }
                 v.watch.changed();
+                v.folder.sync_soon();
             }
         }
         self.report(f.uid, false, f.uid)?;
@@ -2119,6 +2122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 v.msgs[*seq as usize - 1].modseq = *m;
             }
             v.watch.changed();
+            v.folder.sync_soon();
         }
         if !s.silent || self.condstore {
             for (seq, u, flags, m) in &results {
@@ -2190,6 +2194,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         folder.maildir.expunge(&refs).map_err(io_no)?;
         self.counters.expunged += msgs.len() as u64;
         drop(folder.sync().map_err(io_no)?);
+        folder.sync_soon();
         Ok(msgs.len() as u64)
     }
 
@@ -2309,6 +2314,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
             }
             let st = target.sync().map_err(io_no)?;
+            target.sync_soon();
             Ok((from, to, st.index.uidvalidity()))
         })();
         let (from, to, validity) = match copied {
@@ -2352,6 +2358,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.log_user(&format!("Error: move: expunge the sources: {e}"));
         }
         drop(src.sync());
+        src.sync_soon();
         self.counters.expunged += msgs.len() as u64;
         self.report(true, false, uid)?;
         self.ok(tag, "Move completed.");
