@@ -376,10 +376,14 @@ impl Maildir {
         changed |= list.entries.len() != before;
         if changed {
             // Its commit covers the unlinks too.
-            self.write_list(&list)
+            self.write_list(&list)?;
         } else {
-            crate::durable::commit(&self.root)
+            crate::durable::commit(&self.root)?;
         }
+        // IMAP sessions in IDLE on this folder report it at once (a POP3
+        // QUIT, for one).
+        super::notify::changed(&self.root);
+        Ok(())
     }
 
     /// Gives the message `flags`: renames its file to `cur/BASE:2,FLAGS`
