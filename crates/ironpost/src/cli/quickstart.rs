@@ -316,6 +316,13 @@ pub fn run_quickstart(args: &[String]) -> CmdResult {
             port(587),
             port(465)
         );
+        println!(
+            "They read mail over IMAP on {} (STARTTLS) or {} (TLS), or POP3 on {} or {}.",
+            port(143),
+            port(993),
+            port(110),
+            port(995)
+        );
     } else {
         println!(
             "No password was given: {user}@{domain} gets mail but cannot log in until\n  ironpost user passwd {user}@{domain} -c {d}/etc"
