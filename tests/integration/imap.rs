@@ -1875,3 +1875,129 @@ fn esearch_and_saved_results() {
         "{done}"
     );
 }
+
+#[test]
+fn system_user_reads_the_mbox_spool_over_imap() {
+    let mut inst = Instance::new(ironpost(), "auth_failure_delay = 0s");
+    let hash = Command::new("mkpasswd")
+        .args(["-m", "sha512crypt", "secret"])
+        .run()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(hash.starts_with("$6$"), "mkpasswd: {hash}");
+    let home = inst.path("home/tom");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        inst.path("etc/passwd"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\ntom:x:{}:{}:Tom:{}:/bin/sh\n",
+            nix::unistd::getuid(),
+            nix::unistd::getgid(),
+            home.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        inst.path("etc/shadow"),
+        format!("root:*:19000:0:99999:7:::\ntom:{hash}:19000:0:99999:7:::\n"),
+    )
+    .unwrap();
+    inst.append_main_cf(&format!(
+        "passwd_file = {etc}/passwd\nshadow_file = {etc}/shadow\n\
+         virtual_mailbox_domains =\nvirtual_alias_maps =\n\
+         mydestination = $myhostname, localhost, $mydomain\n\
+         home_mailbox =\n",
+        etc = inst.etc().display()
+    ));
+    inst.start();
+    let spool = inst.path("mail/tom");
+    let send = |inst: &Instance, subject: &str| {
+        let mut s = inst.connect();
+        s.cmd("ehlo client.example");
+        s.cmd("mail from:<ann@example.test>");
+        assert_eq!(s.cmd("rcpt to:<tom@example.test>"), "250 2.1.5 Ok");
+        s.cmd("data");
+        s.send_raw(format!("Subject: {subject}\r\n\r\nbody of {subject}\r\n.\r\n").as_bytes());
+        assert!(s.read_reply().starts_with("250 "));
+        s.cmd("quit");
+    };
+    let wait_count = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&spool).unwrap_or_default();
+            if text.matches("Subject: ").count() == n {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "mbox:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    send(&inst, "one");
+    send(&inst, "two");
+    let text = wait_count(2);
+
+    let mut i = Imap::connect(inst.imap_port);
+    i.ok("LOGIN tom secret");
+    // The INBOX is the spool; no other folders.
+    assert_eq!(
+        i.ok("LIST \"\" \"*\""),
+        ["* LIST (\\HasNoChildren) \".\" \"INBOX\""]
+    );
+    let (_, done) = i.cmd("CREATE Archive");
+    assert!(done.starts_with("NO [CANNOT]"), "{done}");
+    let sel = i.ok("SELECT INBOX");
+    assert!(sel.contains(&"* 2 EXISTS".to_string()), "{sel:?}");
+    assert!(sel.contains(&"* 2 RECENT".to_string()), "{sel:?}");
+    // The messages as stored, without the `From ` line, CRLF line ends.
+    let (u, done) = i.raw_cmd(b"FETCH 1 (FLAGS BODY[])");
+    assert!(done.starts_with("OK"), "{done}");
+    let body = literal_after(&u[0], "BODY[]");
+    let first = &text[text.find('\n').unwrap() + 1..text.find("body of one").unwrap()];
+    assert!(
+        body.starts_with(&crlf(first.as_bytes())),
+        "{:?}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(String::from_utf8_lossy(&u[0]).contains("FLAGS (\\Seen \\Recent)"));
+    // Flags are kept (in the index: the spool is not rewritten for them),
+    // across sessions and restarts.
+    i.ok("STORE 2 +FLAGS (\\Flagged $Work)");
+    let f = i.ok("FETCH 1:2 (UID FLAGS)");
+    assert!(flagset(&f[0]).contains("\\Seen"), "{f:?}");
+    assert!(
+        f[1].contains("\\Flagged") && f[1].contains("$Work"),
+        "{f:?}"
+    );
+    let uids = i.ok("UID SEARCH ALL");
+    i.ok("LOGOUT");
+    inst.stop();
+    inst.start();
+    let mut i = Imap::connect(inst.imap_port);
+    i.ok("LOGIN tom secret");
+    let sel = i.ok("SELECT INBOX");
+    assert!(sel.contains(&"* 0 RECENT".to_string()), "{sel:?}");
+    assert_eq!(i.ok("UID SEARCH ALL"), uids);
+    let f = i.ok("FETCH 1:2 (FLAGS)");
+    assert!(f[0].contains("FLAGS (\\Seen)"), "{f:?}");
+    assert!(
+        f[1].contains("\\Flagged") && f[1].contains("$Work"),
+        "{f:?}"
+    );
+    // New mail shows; APPEND into the spool is refused; EXPUNGE rewrites
+    // it under local(8)'s locks.
+    send(&inst, "three");
+    wait_count(3);
+    let n = i.ok("NOOP");
+    assert!(n.contains(&"* 3 EXISTS".to_string()), "{n:?}");
+    let (_, done) = i.cmd("APPEND INBOX {13+}\r\nSubject: x\r\n\r\n");
+    assert!(done.starts_with("NO [CANNOT]"), "{done}");
+    i.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    let e = i.ok("EXPUNGE");
+    assert_eq!(expunges(&e), ["* 1 EXPUNGE"]);
+    let text = wait_count(2);
+    assert!(!text.contains("Subject: one") && text.contains("Subject: two"));
+    assert!(text.contains("Subject: three"), "{text}");
+    i.ok("LOGOUT");
+    inst.wait_log("imap(tom): Disconnected: Logged out");
+}

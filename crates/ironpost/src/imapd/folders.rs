@@ -44,6 +44,9 @@ pub struct BadName;
 #[derive(Debug, Clone)]
 pub struct Folders {
     root: PathBuf,
+    /// The INBOX is this mbox file (a system user's spool); the tree has
+    /// no other folders, and `root` only keeps the subscriptions.
+    mbox: Option<PathBuf>,
 }
 
 impl Folders {
@@ -51,6 +54,16 @@ impl Folders {
     pub fn new(root: &Path) -> Folders {
         Folders {
             root: root.to_path_buf(),
+            mbox: None,
+        }
+    }
+
+    /// A tree of one folder, INBOX, the mbox file `inbox`; `state` keeps
+    /// its subscriptions.
+    pub fn with_mbox_inbox(inbox: &Path, state: &Path) -> Folders {
+        Folders {
+            root: state.to_path_buf(),
+            mbox: Some(inbox.to_path_buf()),
         }
     }
 
@@ -58,10 +71,15 @@ impl Folders {
         &self.root
     }
 
-    /// The directory of folder `name` (INBOX: the root).
+    /// The mbox file that is the INBOX, if it is one.
+    pub fn mbox_inbox(&self) -> Option<&Path> {
+        self.mbox.as_deref()
+    }
+
+    /// The directory of folder `name` (INBOX: the root; or the mbox file).
     pub fn path(&self, name: &str) -> Result<PathBuf, BadName> {
         if name.eq_ignore_ascii_case("INBOX") {
-            return Ok(self.root.clone());
+            return Ok(self.mbox.clone().unwrap_or_else(|| self.root.clone()));
         }
         check_name(name)?;
         Ok(self.root.join(format!(".{}", utf7::encode(name))))
@@ -69,6 +87,9 @@ impl Folders {
 
     /// Whether folder `name` exists (INBOX always does).
     pub fn exists(&self, name: &str) -> bool {
+        if self.mbox.is_some() {
+            return name.eq_ignore_ascii_case("INBOX");
+        }
         match self.path(name) {
             Ok(p) => p.join("cur").is_dir(),
             Err(_) => false,
@@ -78,6 +99,9 @@ impl Folders {
     /// Every folder but INBOX, decoded, sorted.
     pub fn list(&self) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
+        if self.mbox.is_some() {
+            return Ok(out);
+        }
         let rd = match fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
@@ -108,6 +132,12 @@ impl Folders {
     /// Creates folder `name` (its parents are implied by the names, as
     /// Maildir++ has no directories for them).
     pub fn create(&self, name: &str) -> io::Result<()> {
+        if self.mbox.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "an mbox INBOX has no other folders here",
+            ));
+        }
         let path = self.path(name).map_err(|_| invalid())?;
         if path.join("cur").is_dir() {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
@@ -157,6 +187,12 @@ impl Folders {
     /// Renames folder `from` and its children to `to`. Returns the
     /// (old, new) names of every folder renamed.
     pub fn rename(&self, from: &str, to: &str) -> io::Result<Vec<(String, String)>> {
+        if self.mbox.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "an mbox INBOX has no other folders here",
+            ));
+        }
         let old_path = self.path(from).map_err(|_| invalid())?;
         let new_path = self.path(to).map_err(|_| invalid())?;
         if new_path.join("cur").is_dir() {

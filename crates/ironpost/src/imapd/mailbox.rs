@@ -20,16 +20,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ironpost_proto::imap::Flag;
 
 use super::fetch::Structure;
+use super::store::{Stamp, Store};
 use crate::store::flags::Flags;
 use crate::store::index::{self, Index, Sub};
 use crate::store::keywords::Keywords;
 use crate::store::notify;
-use crate::store::{Maildir, Message, Snapshot};
+use crate::store::{Maildir, Mbox, Message, Snapshot};
 
 /// The shared state of one folder.
 pub struct Folder {
     pub path: PathBuf,
-    pub maildir: Maildir,
+    pub store: Store,
+    /// Where `dovecot-keywords` is: the Maildir, or for an mbox the
+    /// index's directory.
+    keywords_dir: PathBuf,
     state: Mutex<State>,
     /// A background sync is on its way ([`Folder::sync_soon`]).
     sync_due: AtomicBool,
@@ -38,10 +42,12 @@ pub struct Folder {
 pub struct State {
     pub index: Index,
     pub keywords: Keywords,
+    /// Where the keywords file is.
+    keywords_dir: PathBuf,
     /// The last snapshot (for reads, copies and renames by UID).
     pub snapshot: Arc<Snapshot>,
-    /// The Maildir's token before the last snapshot.
-    token: Option<crate::store::maildir::Token>,
+    /// The folder's stamp before the last snapshot.
+    token: Option<Stamp>,
     /// ENVELOPE and BODYSTRUCTURE of messages fetched lately, decoded
     /// (the index's cache holds them all, encoded, on disk).
     structures: HashMap<u32, Arc<Structure>>,
@@ -67,14 +73,37 @@ impl Folder {
     /// The shared state of the folder at `path`, opened (and created
     /// when `create`) if no session has it open.
     pub fn open(path: &Path, data_directory: &Path, create: bool) -> io::Result<Arc<Folder>> {
+        Folder::open_as(path, data_directory, create, false)
+    }
+
+    /// [`Folder::open`] of the mbox file `path` (a system user's INBOX).
+    pub fn open_mbox(path: &Path, data_directory: &Path) -> io::Result<Arc<Folder>> {
+        Folder::open_as(path, data_directory, false, true)
+    }
+
+    fn open_as(
+        path: &Path,
+        data_directory: &Path,
+        create: bool,
+        mbox: bool,
+    ) -> io::Result<Arc<Folder>> {
         let mut t = lock(&OPEN);
         if let Some(f) = t.get(path).and_then(Weak::upgrade) {
             keep(&f);
             return Ok(f);
         }
-        let maildir = Maildir::open(path, create)?;
-        let index = Index::open(&index::state_dir(data_directory, "index", path))?;
-        let keywords = Keywords::load(path)?;
+        let index_dir = index::state_dir(data_directory, "index", path);
+        let (store, keywords_dir) = if mbox {
+            let m = Mbox::open(path, &index::state_dir(data_directory, "mbox", path))?;
+            (Store::Mbox(m), index_dir.clone())
+        } else {
+            (
+                Store::Maildir(Maildir::open(path, create)?),
+                path.to_path_buf(),
+            )
+        };
+        let index = Index::open(&index_dir)?;
+        let keywords = Keywords::load(&keywords_dir)?;
         let snapshot = Arc::new(Snapshot {
             uidvalidity: 0,
             uidnext: 1,
@@ -82,11 +111,13 @@ impl Folder {
         });
         let f = Arc::new(Folder {
             path: path.to_path_buf(),
-            maildir,
+            store,
+            keywords_dir: keywords_dir.clone(),
             sync_due: AtomicBool::new(false),
             state: Mutex::new(State {
                 index,
                 keywords,
+                keywords_dir,
                 snapshot,
                 token: None,
                 structures: HashMap::new(),
@@ -133,16 +164,16 @@ impl Folder {
     /// when something changed. Returns the locked state.
     pub fn sync(&self) -> io::Result<MutexGuard<'_, State>> {
         let mut st = self.lock();
-        let token = self.maildir.token();
+        let token = self.store.stamp();
         if token.is_some() && token == st.token {
             // Nothing changed on disk since the last snapshot.
             return Ok(st);
         }
-        let snap = self.maildir.snapshot()?;
+        let snap = self.store.snapshot(&st.index)?;
         let changes = st.index.apply(&snap)?;
         st.snapshot = Arc::new(snap);
         st.token = token;
-        st.keywords = Keywords::load(&self.path).unwrap_or_else(|_| st.keywords.clone());
+        st.keywords = Keywords::load(&self.keywords_dir).unwrap_or_else(|_| st.keywords.clone());
         if !changes.is_empty() {
             notify::changed(&self.path);
         }
@@ -206,7 +237,7 @@ impl State {
 
     /// Maildir flags for IMAP flags, new keywords given letters (saved in
     /// `path`'s keywords file). Keywords past the 26 letters are dropped.
-    pub fn to_maildir(&mut self, flags: &[Flag], path: &Path, keep: &Flags) -> io::Result<Flags> {
+    pub fn to_maildir(&mut self, flags: &[Flag], keep: &Flags) -> io::Result<Flags> {
         let mut out = Flags {
             passed: keep.passed,
             ..Flags::default()
@@ -233,7 +264,7 @@ impl State {
         }
         out.keywords.sort_unstable();
         if added {
-            self.keywords.save(path)?;
+            self.keywords.save(&self.keywords_dir)?;
         }
         Ok(out)
     }
@@ -490,7 +521,7 @@ impl View {
 fn take_in(folder: &Folder, st: &mut State, uids: &[u32]) -> io::Result<()> {
     let snap = st.snapshot.clone();
     let msgs: Vec<&Message> = uids.iter().filter_map(|&u| snap.get(u)).collect();
-    let paths = folder.maildir.move_new_to_cur(&msgs)?;
+    let paths = folder.store.move_new_to_cur(&msgs)?;
     let names: Vec<(u32, String)> = msgs
         .iter()
         .zip(paths)

@@ -17,6 +17,7 @@ pub mod fetch;
 pub mod folders;
 pub mod mailbox;
 pub mod session;
+pub mod store;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

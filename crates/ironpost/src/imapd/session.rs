@@ -182,6 +182,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Challenger for Session<'_, S> {
 struct No(Option<Code>, String);
 
 fn io_no(e: io::Error) -> No {
+    if e.kind() == io::ErrorKind::Unsupported {
+        // What the folder cannot do (an mbox INBOX takes no new mail).
+        return No(Some(Code::Cannot), format!("{e}."));
+    }
     No(
         Some(Code::ServerBug),
         format!("Internal error occurred: {e}"),
@@ -923,25 +927,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Identity::System(u) => u.clone(),
             Identity::Virtual(a) => a.clone(),
         };
-        let root = match self.p.location.inbox(&who) {
-            Ok(Some(MailboxPath::Maildir(p))) => p,
-            Ok(Some(MailboxPath::Mbox(p))) => {
-                self.log.log_as(
-                    &self.p.login.syslog_name,
-                    self.number,
-                    &format!(
-                        "imap({name}): Error: the INBOX is an mbox file ({}); IMAP serves Maildir only",
-                        p.display()
-                    ),
-                );
-                self.tagged(
-                    tag,
-                    Status::No,
-                    Some(Code::Unavailable),
-                    "The INBOX is an mbox file, which IMAP does not serve yet.",
-                );
-                return Ok(());
-            }
+        let (root, mbox) = match self.p.location.inbox(&who) {
+            Ok(Some(MailboxPath::Maildir(p))) => (p, None),
+            Ok(Some(MailboxPath::Mbox(p))) => (
+                crate::store::index::state_dir(&self.p.location.data_directory, "imap", &p),
+                Some(p),
+            ),
             Ok(None) => {
                 self.tagged(
                     tag,
@@ -979,9 +970,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             );
             return Ok(());
         };
-        let folders = Folders::new(&root);
-        let autocreate = self.p.autocreate.clone();
+        let folders = match &mbox {
+            Some(p) => Folders::with_mbox_inbox(p, &root),
+            None => Folders::new(&root),
+        };
+        let autocreate = if mbox.is_some() {
+            Vec::new()
+        } else {
+            self.p.autocreate.clone()
+        };
         let made = tokio::task::block_in_place(|| -> io::Result<()> {
+            if mbox.is_some() {
+                std::fs::create_dir_all(&root)?;
+                return Ok(());
+            }
             crate::store::Maildir::open(&root, true)?;
             let mut subs = folders.subscriptions()?;
             let mut changed = false;
@@ -1062,7 +1064,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     fn open_folder(&self, path: &std::path::Path) -> Result<Arc<Folder>, No> {
-        Folder::open(path, &self.p.location.data_directory, false).map_err(io_no)
+        let data = &self.p.location.data_directory;
+        match self.folders().mbox_inbox() {
+            Some(inbox) if inbox == path => Folder::open_mbox(path, data),
+            _ => Folder::open(path, data, false),
+        }
+        .map_err(io_no)
     }
 
     fn select(
@@ -1333,9 +1340,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             drop(st);
             let sources: Vec<(&crate::store::Message, Flags)> =
                 snap.messages.iter().map(|m| (m, m.flags.clone())).collect();
-            dst.maildir.copy_in(&sources).map_err(io_no)?;
+            dst.store.copy_in(&sources).map_err(io_no)?;
             let msgs: Vec<&crate::store::Message> = snap.messages.iter().collect();
-            src.maildir.expunge(&msgs).map_err(io_no)?;
+            src.store.expunge(&msgs).map_err(io_no)?;
             drop(src.sync());
             drop(dst.sync());
             return Ok(());
@@ -1599,8 +1606,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             for m in &messages {
                 let flags = {
                     let mut st = folder.lock();
-                    st.to_maildir(&m.flags, &path, &Flags::default())
-                        .map_err(io_no)?
+                    st.to_maildir(&m.flags, &Flags::default()).map_err(io_no)?
                 };
                 let date = m.date.map(|d| {
                     let t = d.timestamp();
@@ -1610,12 +1616,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
                     }
                 });
-                stored.push(
-                    folder
-                        .maildir
-                        .append(&m.data, &flags, date)
-                        .map_err(io_no)?,
-                );
+                stored.push(folder.store.append(&m.data, &flags, date).map_err(io_no)?);
             }
             Ok(())
         })();
@@ -1891,7 +1892,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     missing = true;
                     continue;
                 };
-                match folder.maildir.read(msg) {
+                match folder.store.read(msg) {
                     Ok(d) => Some(d),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         missing = true;
@@ -1923,7 +1924,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             {
                 flags.seen = true;
                 let mut st = folder.lock();
-                if let Ok(p) = folder.maildir.set_flags(msg, &flags)
+                if let Ok(p) = folder.store.set_flags(msg, &flags)
                     && let Some(name) = p.file_name().and_then(|n| n.to_str())
                     && let Ok(Some(m)) = st.index.renamed(known.uid, Sub::Cur, name)
                 {
@@ -2011,7 +2012,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.condstore = true;
         }
         let folder = view.folder.clone();
-        let path = folder.path.clone();
         let mut modified = Vec::new();
         let mut results: Vec<(u32, u32, Vec<Flag>, u64)> = Vec::new();
         let mut deleted = 0u64;
@@ -2031,7 +2031,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     continue;
                 }
                 let old = r.flags();
-                let given = match st.to_maildir(&s.flags, &path, &old) {
+                let given = match st.to_maildir(&s.flags, &old) {
                     Ok(f) => f,
                     Err(e) => {
                         drop(st);
@@ -2060,7 +2060,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             let pairs: Vec<(&crate::store::Message, Flags)> =
                 changes.iter().map(|(m, f, _, _)| (m, f.clone())).collect();
-            let paths = match folder.maildir.set_flags_many(&pairs) {
+            let paths = match folder.store.set_flags_many(&pairs) {
                 Ok(p) => p,
                 Err(e) => {
                     drop(st);
@@ -2191,7 +2191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         drop(st);
         let refs: Vec<&crate::store::Message> = msgs.iter().collect();
-        folder.maildir.expunge(&refs).map_err(io_no)?;
+        folder.store.expunge(&refs).map_err(io_no)?;
         self.counters.expunged += msgs.len() as u64;
         drop(folder.sync().map_err(io_no)?);
         folder.sync_soon();
@@ -2296,7 +2296,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     let mut flags = if same {
                         f.clone()
                     } else {
-                        st.to_maildir(imap, &path, f).map_err(io_no)?
+                        st.to_maildir(imap, f).map_err(io_no)?
                     };
                     flags.passed = f.passed;
                     pairs.push((m, flags));
@@ -2304,7 +2304,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             let refs: Vec<(&crate::store::Message, Flags)> =
                 pairs.iter().map(|(m, f)| (*m, f.clone())).collect();
-            let placed = target.maildir.copy_in(&refs).map_err(io_no)?;
+            let placed = target.store.copy_in(&refs).map_err(io_no)?;
             let mut from = Vec::new();
             let mut to = Vec::new();
             for ((m, _), p) in pairs.iter().zip(placed) {
@@ -2354,7 +2354,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             .map(|(m, _, _)| m)
             .filter(|m| from.contains(&m.uid))
             .collect();
-        if let Err(e) = src.maildir.expunge(&msgs) {
+        if let Err(e) = src.store.expunge(&msgs) {
             self.log_user(&format!("Error: move: expunge the sources: {e}"));
         }
         drop(src.sync());
@@ -2420,7 +2420,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 (r.clone(), to_imap(&r.flags(), &st.keywords), msg)
             };
             let raw = match &msg {
-                Some(m) => match folder.maildir.read(m) {
+                Some(m) => match folder.store.read(m) {
                     Ok(mut d) => {
                         if needs == eval::Needs::Header {
                             d.truncate(header_end(&d));
