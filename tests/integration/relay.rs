@@ -238,7 +238,11 @@ struct Peer {
     pub port: u16,
     pub seen: Arc<Mutex<Vec<String>>>,
     pub connections: Arc<Mutex<usize>>,
-    /// Connections open now, and the most open at once.
+    /// Transactions under way now (from MAIL to the reply after the
+    /// message), and the most at once: what a destination concurrency
+    /// limit counts. (Sockets would overlap for a moment when a client
+    /// opens the next connection while the peer is still reading the
+    /// QUIT of the last one.)
     pub open: Arc<Mutex<(usize, usize)>>,
 }
 
@@ -274,17 +278,15 @@ impl Peer {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 *conns2.lock().unwrap() += 1;
-                {
-                    let mut o = open2.lock().unwrap();
-                    o.0 += 1;
-                    o.1 = o.1.max(o.0);
-                }
                 let script = script.clone();
                 let seen = seen2.clone();
                 let open = open2.clone();
                 std::thread::spawn(move || {
-                    serve(stream, &script, &seen);
-                    open.lock().unwrap().0 -= 1;
+                    let mut tx = Transaction {
+                        count: &open,
+                        on: false,
+                    };
+                    serve(stream, &script, &seen, &mut tx);
                 });
             }
         });
@@ -301,7 +303,37 @@ impl Peer {
     }
 }
 
-fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>) {
+/// Counts a transaction of a peer's session while it is under way.
+struct Transaction<'a> {
+    count: &'a Mutex<(usize, usize)>,
+    on: bool,
+}
+
+impl Transaction<'_> {
+    fn begin(&mut self) {
+        if !self.on {
+            self.on = true;
+            let mut c = self.count.lock().unwrap();
+            c.0 += 1;
+            c.1 = c.1.max(c.0);
+        }
+    }
+
+    fn end(&mut self) {
+        if self.on {
+            self.on = false;
+            self.count.lock().unwrap().0 -= 1;
+        }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>, tx: &mut Transaction<'_>) {
     let mut w = stream.try_clone().unwrap();
     let Some(greeting) = script.greeting else {
         // Hold the connection open and say nothing.
@@ -328,6 +360,12 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>) {
                 .enumerate()
                 .map(|(i, l)| format!("250{}{l}\r\n", if i + 1 < n { "-" } else { " " }))
                 .collect::<String>()
+        } else if upper.starts_with("MAIL") {
+            tx.begin();
+            "250 2.0.0 Ok\r\n".to_string()
+        } else if upper.starts_with("RSET") {
+            tx.end();
+            "250 2.0.0 Ok\r\n".to_string()
         } else if upper.starts_with("RCPT") {
             script
                 .rcpt
@@ -348,7 +386,9 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>) {
                 body.push_str(&l);
             }
             seen.lock().unwrap().push(format!("BODY:{body}"));
-            format!("{}\r\n", script.data_reply)
+            let _ = write!(w, "{}\r\n", script.data_reply);
+            tx.end();
+            continue;
         } else if upper.starts_with("BDAT") {
             let n: usize = cmd.split_whitespace().nth(1).unwrap().parse().unwrap();
             let mut buf = vec![0u8; n];
@@ -356,7 +396,11 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>) {
             seen.lock()
                 .unwrap()
                 .push(format!("BODY:{}", String::from_utf8_lossy(&buf)));
-            format!("{}\r\n", script.data_reply)
+            let _ = write!(w, "{}\r\n", script.data_reply);
+            if upper.contains(" LAST") {
+                tx.end();
+            }
+            continue;
         } else if upper.starts_with("STARTTLS") {
             // Says yes, then breaks the handshake.
             let _ = w.write_all(b"220 2.0.0 Ready to start TLS\r\n");
@@ -977,7 +1021,7 @@ fn fallback_relays_address_limits_plaintext_retries_and_concurrency() {
     assert_eq!(
         slow.open.lock().unwrap().1,
         1,
-        "at most one connection at once"
+        "at most one delivery at once"
     );
 }
 
