@@ -1786,7 +1786,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 .resolve_seq(n as u32)
                 .map_err(|_| "Invalid messageset".to_string())?;
             for r in ranges {
-                out.extend((*r.start() as usize - 1)..(*r.end() as usize).min(n));
+                out.extend((*r.start().max(&1) as usize - 1)..(*r.end() as usize).min(n));
             }
         }
         out.sort_unstable();
