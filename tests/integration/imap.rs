@@ -2001,3 +2001,45 @@ fn system_user_reads_the_mbox_spool_over_imap() {
     i.ok("LOGOUT");
     inst.wait_log("imap(tom): Disconnected: Logged out");
 }
+
+#[test]
+fn create_special_use() {
+    let inst = started("");
+    let mut i = Imap::login(inst.imap_port, false);
+    let caps = i.ok("CAPABILITY");
+    assert!(
+        caps[0].contains(" SPECIAL-USE CREATE-SPECIAL-USE "),
+        "{caps:?}"
+    );
+    i.ok("CREATE \"Sent Mail\" (USE (\\Sent))");
+    let (_, done) = i.cmd("CREATE Odd (USE (\\Bogus))");
+    assert!(done.starts_with("NO [USEATTR]"), "{done}");
+    assert!(!maildir(&inst).join(".Odd").exists());
+    let l = i.ok("LIST \"\" \"Sent*\"");
+    assert!(
+        l.contains(&"* LIST (\\HasNoChildren \\Sent) \".\" \"Sent Mail\"".to_string()),
+        "{l:?}"
+    );
+    // RFC 6154 §5.1: LIST (SPECIAL-USE) lists only the folders with one.
+    let l = i.ok("LIST (SPECIAL-USE) \"\" \"*\"");
+    let names: Vec<&str> = l
+        .iter()
+        .map(|l| l.split("\".\" ").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "\"Archive\"",
+            "\"Drafts\"",
+            "\"Junk\"",
+            "\"Sent\"",
+            "\"Sent Mail\"",
+            "\"Trash\""
+        ],
+        "{l:?}"
+    );
+    // The use goes with the folder when it is renamed.
+    i.ok("RENAME \"Sent Mail\" Outbox");
+    let l = i.ok("LIST \"\" Outbox");
+    assert_eq!(l, ["* LIST (\\HasNoChildren \\Sent) \".\" \"Outbox\""]);
+}

@@ -36,6 +36,10 @@ pub fn special_use(name: &str) -> Option<&'static str> {
     })
 }
 
+/// The file in a folder's directory with the special uses CREATE gave it
+/// (RFC 6154 CREATE-SPECIAL-USE), one attribute per line.
+const SPECIAL_USE: &str = "ironpost-special-use";
+
 /// Why a name cannot be a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadName;
@@ -224,6 +228,37 @@ impl Folders {
         }
         crate::durable::commit(&self.root)?;
         Ok(moves)
+    }
+
+    /// The special uses of folder `name`: those CREATE gave it, else the
+    /// one its name says.
+    pub fn special_uses(&self, name: &str) -> Vec<String> {
+        if let Ok(p) = self.path(name)
+            && !name.eq_ignore_ascii_case("INBOX")
+            && let Ok(text) = fs::read_to_string(p.join(SPECIAL_USE))
+        {
+            return text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('\\'))
+                .map(String::from)
+                .collect();
+        }
+        special_use(name)
+            .map(|u| vec![u.to_string()])
+            .unwrap_or_default()
+    }
+
+    /// Gives folder `name` these special uses (attributes with their
+    /// backslash).
+    pub fn set_special_uses(&self, name: &str, uses: &[String]) -> io::Result<()> {
+        let path = self.path(name).map_err(|_| invalid())?;
+        let mut text = String::new();
+        for u in uses {
+            text.push_str(u);
+            text.push('\n');
+        }
+        fs::write(path.join(SPECIAL_USE), text)
     }
 
     /// The subscribed names.

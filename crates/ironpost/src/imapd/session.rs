@@ -32,7 +32,7 @@ use ironpost_proto::sasl::{self, Mechanism, SaslError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::fetch::{self, Structure};
-use super::folders::{DELIMITER, Folders, special_use};
+use super::folders::{DELIMITER, Folders};
 use super::mailbox::{Folder, Update, View, to_imap, unix_seconds};
 use super::{Imapd, UserIp};
 use crate::auth::sasl::{Challenger, Context, Outcome};
@@ -361,6 +361,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "MOVE",
                 "STATUS=SIZE",
                 "SPECIAL-USE",
+                "CREATE-SPECIAL-USE",
                 "LIST-STATUS",
                 "UTF8=ACCEPT",
                 "SORT",
@@ -574,8 +575,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             CommandKind::Examine { mailbox, params } => {
                 self.select(tag, &mailbox, params, true)?;
             }
-            CommandKind::Create { mailbox, .. } => {
-                let r = self.create(&mailbox);
+            CommandKind::Create {
+                mailbox,
+                special_use,
+            } => {
+                let r = self.create(&mailbox, &special_use);
                 self.done(tag, r, "Create completed.");
             }
             CommandKind::Delete(mailbox) => {
@@ -1159,9 +1163,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             } else {
                 MailboxAttr::HasNoChildren
             }];
-            if let Some(u) = special_use(name.as_str()).and_then(MailboxAttr::special_use) {
-                attrs.push(u);
-            }
+            attrs.extend(
+                self.folders()
+                    .special_uses(name.as_str())
+                    .iter()
+                    .filter_map(|u| MailboxAttr::special_use(u)),
+            );
             resp::list(
                 &mut self.out,
                 "LIST",
@@ -1274,7 +1281,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
     }
 
-    fn create(&mut self, name: &MailboxName) -> Result<(), No> {
+    fn create(&mut self, name: &MailboxName, uses: &[String]) -> Result<(), No> {
+        // RFC 6154 §3: only the special uses we know; nothing is made
+        // otherwise.
+        let mut wanted = Vec::new();
+        for u in uses {
+            match MailboxAttr::special_use(u) {
+                Some(a) => wanted.push(a.as_str().to_string()),
+                None => {
+                    return Err(No(
+                        Some(Code::Other("USEATTR".into(), None)),
+                        format!("Unsupported special-use attribute {u}"),
+                    ));
+                }
+            }
+        }
         // `CREATE a.b.` creates `a.b` (RFC 3501 §6.3.3).
         let n = name.as_str().trim_end_matches(DELIMITER);
         if n.eq_ignore_ascii_case("INBOX") {
@@ -1288,7 +1309,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             return Err(No(Some(Code::Cannot), "Invalid mailbox name".into()));
         }
         match f.create(n) {
-            Ok(()) => Ok(()),
+            Ok(()) if wanted.is_empty() => Ok(()),
+            Ok(()) => f.set_special_uses(n, &wanted).map_err(io_no),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(No(
                 Some(Code::AlreadyExists),
                 "Mailbox already exists".into(),
@@ -1481,11 +1503,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             if (l.select.subscribed || l.returns.subscribed) && subs.contains(name) {
                 attrs.push(MailboxAttr::Subscribed);
             }
-            if let Some(u) = special_use(name).and_then(MailboxAttr::special_use) {
-                attrs.push(u);
-            } else if l.select.special_use {
+            let uses: Vec<MailboxAttr> = self
+                .folders()
+                .special_uses(name)
+                .iter()
+                .filter_map(|u| MailboxAttr::special_use(u))
+                .collect();
+            if uses.is_empty() && l.select.special_use {
                 continue;
             }
+            attrs.extend(uses);
             let child_subscribed = l.select.recursive_match
                 && l.select.subscribed
                 && subs.iter().any(|s| s.starts_with(&prefix));
