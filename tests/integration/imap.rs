@@ -1878,38 +1878,7 @@ fn esearch_and_saved_results() {
 
 #[test]
 fn system_user_reads_the_mbox_spool_over_imap() {
-    let mut inst = Instance::new(ironpost(), "auth_failure_delay = 0s");
-    let hash = Command::new("mkpasswd")
-        .args(["-m", "sha512crypt", "secret"])
-        .run()
-        .stdout
-        .trim()
-        .to_string();
-    assert!(hash.starts_with("$6$"), "mkpasswd: {hash}");
-    let home = inst.path("home/tom");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(
-        inst.path("etc/passwd"),
-        format!(
-            "root:x:0:0:root:/root:/bin/sh\ntom:x:{}:{}:Tom:{}:/bin/sh\n",
-            nix::unistd::getuid(),
-            nix::unistd::getgid(),
-            home.display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        inst.path("etc/shadow"),
-        format!("root:*:19000:0:99999:7:::\ntom:{hash}:19000:0:99999:7:::\n"),
-    )
-    .unwrap();
-    inst.append_main_cf(&format!(
-        "passwd_file = {etc}/passwd\nshadow_file = {etc}/shadow\n\
-         virtual_mailbox_domains =\nvirtual_alias_maps =\n\
-         mydestination = $myhostname, localhost, $mydomain\n\
-         home_mailbox =\n",
-        etc = inst.etc().display()
-    ));
+    let mut inst = system_user_instance();
     inst.start();
     let spool = inst.path("mail/tom");
     let send = |inst: &Instance, subject: &str| {

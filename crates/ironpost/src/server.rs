@@ -582,40 +582,27 @@ pub fn serve(config_dir: Option<&Path>) -> Result<(), StartError> {
                     let _ = stream.set_nodelay(true);
                     let smtpd = match d.service(i) {
                         Service::Smtpd(s) => s,
-                        Service::Pop3d(p) => {
+                        retrieval => {
+                            // POP3 and IMAP: a session of its own task,
+                            // holding the listener's permit.
                             let log = d.log.clone();
+                            let client = canonical_ip(peer.ip());
                             let local = stream
                                 .local_addr()
                                 .map(|a| canonical_ip(a.ip()))
                                 .unwrap_or(IpAddr::from([0, 0, 0, 0]));
                             tokio::spawn(async move {
-                                crate::pop3d::session::run(
-                                    stream,
-                                    canonical_ip(peer.ip()),
-                                    local,
-                                    p,
-                                    log,
-                                )
-                                .await;
-                                drop(permit);
-                            });
-                            continue;
-                        }
-                        Service::Imapd(p) => {
-                            let log = d.log.clone();
-                            let local = stream
-                                .local_addr()
-                                .map(|a| canonical_ip(a.ip()))
-                                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-                            tokio::spawn(async move {
-                                crate::imapd::session::run(
-                                    stream,
-                                    canonical_ip(peer.ip()),
-                                    local,
-                                    p,
-                                    log,
-                                )
-                                .await;
+                                match retrieval {
+                                    Service::Pop3d(p) => {
+                                        crate::pop3d::session::run(stream, client, local, p, log)
+                                            .await
+                                    }
+                                    Service::Imapd(p) => {
+                                        crate::imapd::session::run(stream, client, local, p, log)
+                                            .await
+                                    }
+                                    Service::Smtpd(_) => {}
+                                }
                                 drop(permit);
                             });
                             continue;

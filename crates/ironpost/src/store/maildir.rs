@@ -1168,8 +1168,7 @@ fn wire_size_of(path: &Path) -> io::Result<u64> {
 }
 
 /// Opens a regular file for reading: no symlink followed, no FIFO waited
-/// on (`InvalidData` for anything but a regular file).
-/// [`open_regular`] with the file's size.
+/// on (`InvalidData` for anything but a regular file). Gives its size too.
 fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
     let f = OpenOptions::new()
         .read(true)
@@ -1192,25 +1191,9 @@ fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
     Ok((f, meta.len()))
 }
 
+/// [`open_regular_len`] without the size.
 fn open_regular(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                io::Error::new(io::ErrorKind::InvalidData, "a symbolic link")
-            } else {
-                e
-            }
-        })?;
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    Ok(f)
+    open_regular_len(path).map(|(f, _)| f)
 }
 
 fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
