@@ -43,6 +43,17 @@ pub fn free_udp_port() -> u16 {
         .expect("find a free UDP port")
 }
 
+/// `n` different ports nobody listens on right now (each held while the
+/// next is chosen, so that the system cannot hand out one twice).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("find a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound port").port())
+        .collect()
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -109,13 +120,11 @@ impl Instance {
             String::from_utf8_lossy(&out.stderr)
         );
         let ip = host.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |(ip, _)| ip);
-        let (port, submission_port, smtps_port) = (
-            host.map_or_else(free_port, |(_, p)| p),
-            free_port(),
-            free_port(),
-        );
-        let (pop3_port, pop3s_port) = (free_port(), free_port());
-        let (imap_port, imaps_port) = (free_port(), free_port());
+        // All at once: ports chosen one by one may come out the same.
+        let p = free_ports(7);
+        let (port, submission_port, smtps_port) = (host.map_or(p[0], |(_, p)| p), p[1], p[2]);
+        let (pop3_port, pop3s_port) = (p[3], p[4]);
+        let (imap_port, imaps_port) = (p[5], p[6]);
         let master = std::fs::read_to_string(root.join("etc/master.cf"))
             .unwrap()
             .replace("127.0.0.1:10025 ", &format!("{ip}:{port} "))
