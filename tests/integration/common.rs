@@ -64,3 +64,27 @@ pub fn system_user_instance() -> ironpost_testkit::instance::Instance {
     ));
     inst
 }
+
+/// Delivers a message to jerry@example.test over SMTP.
+pub fn deliver(inst: &ironpost_testkit::instance::Instance, body: &str) {
+    let mut s = inst.connect();
+    s.cmd("ehlo client.example");
+    s.cmd("mail from:<tom@example.test>");
+    assert_eq!(s.cmd("rcpt to:<jerry@example.test>"), "250 2.1.5 Ok");
+    s.cmd("data");
+    s.send_raw(body.as_bytes());
+    s.send_raw(b".\r\n");
+    assert!(s.read_reply().starts_with("250 "));
+    s.cmd("quit");
+}
+
+/// A started instance without the failed-login delay, `extra` added to
+/// main.cf.
+pub fn started(extra: &str) -> ironpost_testkit::instance::Instance {
+    let mut inst = ironpost_testkit::instance::Instance::new(
+        ironpost(),
+        &format!("auth_failure_delay = 0s\n{extra}"),
+    );
+    inst.start();
+    inst
+}

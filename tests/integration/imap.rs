@@ -36,25 +36,6 @@ fn python(script: &str) -> String {
     out.stdout
 }
 
-/// Delivers a message to jerry@example.test over SMTP.
-fn deliver(inst: &Instance, body: &str) {
-    let mut s = inst.connect();
-    s.cmd("ehlo client.example");
-    s.cmd("mail from:<tom@example.test>");
-    assert_eq!(s.cmd("rcpt to:<jerry@example.test>"), "250 2.1.5 Ok");
-    s.cmd("data");
-    s.send_raw(body.as_bytes());
-    s.send_raw(b".\r\n");
-    assert!(s.read_reply().starts_with("250 "));
-    s.cmd("quit");
-}
-
-fn started(extra: &str) -> Instance {
-    let mut inst = Instance::new(ironpost(), &format!("auth_failure_delay = 0s\n{extra}"));
-    inst.start();
-    inst
-}
-
 /// jerry's Maildir.
 fn maildir(inst: &Instance) -> PathBuf {
     inst.path("vmail/example.test/jerry")

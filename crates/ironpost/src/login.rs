@@ -129,6 +129,18 @@ impl Login {
         !self.disable_plaintext || self.is_secured(client, local)
     }
 
+    /// How the connection is protected, as Dovecot's Login line says it:
+    /// `, TLS`, `, secured` (see [`Login::is_secured`]) or nothing.
+    pub fn protection(&self, tls: bool, client: IpAddr, local: IpAddr) -> &'static str {
+        if tls {
+            ", TLS"
+        } else if self.is_secured(client, local) {
+            ", secured"
+        } else {
+            ""
+        }
+    }
+
     /// Dovecot's "secured" connection: from this very host (the client's
     /// address is the one it connected to) or from login_trusted_networks.
     pub fn is_secured(&self, client: IpAddr, local: IpAddr) -> bool {

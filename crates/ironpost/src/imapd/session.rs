@@ -215,13 +215,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     fn protection(&self) -> &'static str {
-        if self.secure {
-            ", TLS"
-        } else if self.p.login.is_secured(self.client, self.local) {
-            ", secured"
-        } else {
-            ""
-        }
+        self.p
+            .login
+            .protection(self.secure, self.client, self.local)
     }
 
     async fn flush(&mut self) -> Result<(), End> {

@@ -50,10 +50,6 @@ fn unsupported() -> io::Error {
 }
 
 impl Store {
-    pub fn is_mbox(&self) -> bool {
-        matches!(self, Store::Mbox(_))
-    }
-
     /// The folder's [`Stamp`] now; `None` when it may be changing.
     pub fn stamp(&self) -> Option<Stamp> {
         match self {

@@ -151,15 +151,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         format!("rip={}, lip={}", self.client, self.local)
     }
 
-    /// How the connection is protected, as Dovecot's log says it.
     fn protection(&self) -> &'static str {
-        if self.secure {
-            ", TLS"
-        } else if self.p.login.is_secured(self.client, self.local) {
-            ", secured"
-        } else {
-            ""
-        }
+        self.p
+            .login
+            .protection(self.secure, self.client, self.local)
     }
 
     async fn flush(&mut self) -> Result<(), End> {
