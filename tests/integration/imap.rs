@@ -1437,8 +1437,9 @@ fn mbsync_syncs_an_account_both_ways() {
     )
     .unwrap();
     let sync = || {
+        // -Dn: the protocol as mbsync sees it (after inflating).
         let out = Command::new("mbsync")
-            .args(["-c", &rc.display().to_string(), "-a"])
+            .args(["-Dn", "-c", &rc.display().to_string(), "-a"])
             .env("HOME", &dir.path().display().to_string())
             .run();
         assert_eq!(
@@ -1448,6 +1449,13 @@ fn mbsync_syncs_an_account_both_ways() {
             out.stdout,
             out.stderr,
             inst.diagnostics()
+        );
+        // mbsync compresses when the server offers it: the whole sync
+        // ran over COMPRESS=DEFLATE.
+        assert!(
+            out.stdout.contains("COMPRESS DEFLATE") && out.stdout.contains("OK Begin compression."),
+            "{}",
+            out.stdout
         );
     };
     sync();
@@ -1516,6 +1524,109 @@ fn mbsync_syncs_an_account_both_ways() {
     sync();
     let three = path_of("Subject: sync 3");
     assert!(three.to_string_lossy().ends_with(":2,R"), "{three:?}");
+}
+
+/// COMPRESS=DEFLATE (RFC 4978) from a client written with Python's zlib:
+/// every answer after the OK arrives compressed and inflates on its own
+/// (a sync flush per write), commands sent compressed are understood, in
+/// IDLE too, and a second COMPRESS is refused.
+#[test]
+fn compress_deflate_both_ways() {
+    let inst = started("");
+    let big: String = (0..2000)
+        .map(|n| format!("line {n} of a long body\r\n"))
+        .collect();
+    deliver(&inst, &format!("Subject: big\r\n\r\n{big}"));
+    inst.wait_messages("jerry", 1);
+    let script = format!(
+        r#"
+import socket, sys, zlib
+s = socket.create_connection(("127.0.0.1", {port}))
+s.settimeout(20)
+buf = b""
+z_in = None
+def until(marker):
+    # Everything up to and including marker, inflated when compressed.
+    global buf
+    while marker not in buf:
+        data = s.recv(65536)
+        assert data, ("connection closed", buf)
+        buf += z_in.decompress(data) if z_in else data
+    i = buf.index(marker) + len(marker)
+    got, buf = buf[:i], buf[i:]
+    return got
+until(b"\r\n")
+s.sendall(b"a LOGIN jerry@example.test secret\r\n")
+r = until(b"a OK")
+r += until(b"\r\n")
+assert b" COMPRESS=DEFLATE" in r, r
+s.sendall(b"b COMPRESS DEFLATE\r\n")
+assert until(b"\r\n") == b"b OK Begin compression.\r\n"
+assert buf == b""
+z_out = zlib.compressobj(6, zlib.DEFLATED, -15)
+z_in = zlib.decompressobj(-15)
+def send(data):
+    s.sendall(z_out.compress(data) + z_out.flush(zlib.Z_SYNC_FLUSH))
+send(b"c CAPABILITY\r\n")
+r = until(b"c OK Capability completed.\r\n")
+assert r.startswith(b"* CAPABILITY IMAP4rev1 ") and b" COMPRESS=DEFLATE" in r, r
+send(b"d SELECT INBOX\r\n")
+r = until(b"d OK [READ-WRITE] Select completed")
+assert b"\r\n* 1 EXISTS\r\n" in r, r
+until(b"\r\n")
+send(b"e FETCH 1 BODY.PEEK[TEXT]\r\n")
+r = until(b"e OK Fetch completed")
+until(b"\r\n")
+head, body = r.split(b"}}\r\n", 1)
+n = int(head.rsplit(b"{{", 1)[1])
+assert body[:n] == "".join("line %d of a long body\r\n" % i for i in range(2000)).encode(), body[:100]
+# A command split across two writes, and two commands in one write.
+send(b"f NOOP\r\ng NO")
+send(b"OP\r\n")
+r = until(b"g OK NOOP completed.\r\n")
+assert r == b"f OK NOOP completed.\r\ng OK NOOP completed.\r\n", r
+send(b"h COMPRESS DEFLATE\r\n")
+r = until(b"\r\n")
+assert r == b"h NO [COMPRESSIONACTIVE] COMPRESSION already enabled.\r\n", r
+send(b"i IDLE\r\n")
+assert until(b"\r\n") == b"+ idling\r\n"
+print("idling", flush=True)
+sys.stdin.readline()
+r = until(b"* 2 EXISTS\r\n")
+send(b"DONE\r\n")
+r = until(b"i OK Idle completed.\r\n")
+send(b"j LOGOUT\r\n")
+r = until(b"j OK Logout completed.\r\n")
+assert r.startswith(b"* BYE "), r
+print("done", flush=True)
+"#,
+        port = inst.imap_port
+    );
+    let mut py = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    if line == "idling\n" {
+        // A delivery while the client idles, compressed.
+        deliver(&inst, "Subject: second\r\n\r\ny\r\n");
+        py.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+    }
+    let out = py.wait_with_output().unwrap();
+    assert_eq!(
+        line,
+        "done\n",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        inst.diagnostics()
+    );
 }
 
 /// Runs mutt on a pseudo-terminal (it needs one), with the keys given.

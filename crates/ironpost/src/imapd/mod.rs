@@ -13,6 +13,7 @@
 //!   ([`mailbox::View`]).
 //! - [`folders`]: a user's Maildir++ folders and subscriptions.
 
+pub mod compress;
 pub mod fetch;
 pub mod folders;
 pub mod mailbox;

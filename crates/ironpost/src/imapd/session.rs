@@ -31,6 +31,7 @@ use ironpost_proto::imap::{
 use ironpost_proto::sasl::{self, Mechanism, SaslError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::compress::Deflate;
 use super::fetch::{self, Structure};
 use super::folders::{DELIMITER, Folders};
 use super::mailbox::{Folder, Update, View, to_imap, unix_seconds};
@@ -113,6 +114,33 @@ struct Session<'a, S> {
     failed_logins: u32,
     /// When the selected folder was last scanned.
     scanned: Instant,
+    /// COMPRESS=DEFLATE is active.
+    z: Option<Box<Deflate>>,
+}
+
+/// Reads client input into `target`: as it arrives, or inflated when
+/// COMPRESS is active. Cancel-safe (a `select!` branch in IDLE): nothing
+/// is taken from the connection except by the read that completes.
+async fn read_input<S>(
+    io: &mut Conn<S>,
+    z: Option<&mut Deflate>,
+    target: &mut Vec<u8>,
+) -> io::Result<usize>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(z) = z else {
+        return io.read_buf(target).await;
+    };
+    loop {
+        let n = z.inflate(target)?;
+        if n > 0 || z.ended() {
+            return Ok(n);
+        }
+        if io.read_buf(z.input_target(16 * 1024)).await? == 0 {
+            return Ok(0);
+        }
+    }
 }
 
 /// Runs a session on an accepted connection.
@@ -151,6 +179,7 @@ where
         started: Instant::now(),
         failed_logins: 0,
         scanned: Instant::now(),
+        z: None,
     };
     if let (true, Some(config)) = (p.login.wrapper, p.login.tls.clone())
         && s.handshake(config).await.is_err()
@@ -224,7 +253,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         if self.out.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(self.p.idle_timeout, self.io.write_all(&self.out)).await {
+        let wire = match &mut self.z {
+            Some(z) => z.deflate(&self.out).map_err(|_| End::Lost)?,
+            None => &self.out,
+        };
+        match tokio::time::timeout(self.p.idle_timeout, self.io.write_all(wire)).await {
             Ok(Ok(())) => {}
             _ => return Err(End::Lost),
         }
@@ -244,7 +277,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.flush().await?;
         let target = self.reader.read_target(16 * 1024);
         let before = target.len();
-        match tokio::time::timeout(timeout, self.io.read_buf(target)).await {
+        let input = read_input(&mut self.io, self.z.as_deref_mut(), target);
+        match tokio::time::timeout(timeout, input).await {
             Ok(Ok(0)) | Ok(Err(_)) => Err(End::Lost),
             Ok(Ok(_)) => {
                 let n = self.reader.read_target(0).len() - before;
@@ -370,6 +404,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "WITHIN",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
+                "COMPRESS=DEFLATE",
             ] {
                 caps.push(c.into());
             }
@@ -704,9 +739,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     "Quota can't be changed over IMAP (ironpost user quota does it).",
                 );
             }
-            CommandKind::Compress(_) => {
-                // Not offered in CAPABILITY.
-                self.bad_text(tag, "Unknown command.");
+            CommandKind::Compress(mechanism) => {
+                if self.z.is_some() {
+                    self.tagged(
+                        tag,
+                        Status::No,
+                        Some(Code::CompressionActive),
+                        "COMPRESSION already enabled.",
+                    );
+                } else if mechanism != "DEFLATE" {
+                    self.no(
+                        tag,
+                        No(None, format!("Unknown compression mechanism: {mechanism}")),
+                    );
+                } else {
+                    self.ok(tag, "Begin compression.");
+                    self.flush().await?;
+                    // Whatever the client sent after the command line is
+                    // already compressed.
+                    self.z = Some(Box::new(Deflate::new(self.reader.take_pending())));
+                }
             }
         }
         Ok(())
@@ -2674,7 +2726,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             let target = self.reader.read_target(4096);
             let before = target.len();
             tokio::select! {
-                r = self.io.read_buf(target) => match r {
+                r = read_input(&mut self.io, self.z.as_deref_mut(), target) => match r {
                     Ok(0) | Err(_) => return Err(End::Lost),
                     Ok(_) => {
                         let n = self.reader.read_target(0).len() - before;
