@@ -30,7 +30,12 @@
 //!
 //! [`Message`] is the Maildir store's, used this way: `base` is the
 //! message's key (below), `path` the mbox file, `size` the content's
-//! bytes, `wire_size` the content with CRLF line ends. `flags` come from
+//! bytes, `wire_size` the content with CRLF line ends. The content is
+//! what follows the `From ` line without the header fields that are the
+//! mailbox's bookkeeping (`Status`, `X-Status`, `X-Keywords`, `X-UID`,
+//! `X-IMAP`, `X-IMAPbase`, `Content-Length`), which clients are not
+//! shown, as Dovecot does not show them: a change of flags never changes
+//! a message's content or size. `flags` come from
 //! the `Status:` (`R` seen; `O` old, i.e. not `recent`) and `X-Status:`
 //! (`A` answered, `F` flagged, `T` draft, `D` deleted) headers that mutt,
 //! pine and Dovecot write. `internal_date` is the `From ` line's date
@@ -290,7 +295,7 @@ impl Mbox {
                     uid: e.uid,
                     base: e.base.clone(),
                     path: self.path.clone(),
-                    size: s.span.len,
+                    size: s.span.len - s.hidden,
                     wire_size: s.wire,
                     flags: s.fields.flags(),
                     internal_date: s.date.unwrap_or(mtime),
@@ -475,7 +480,7 @@ impl Mbox {
         let mut data = vec![0u8; span.len as usize];
         file.read_exact_at(&mut data, span.content)
             .map_err(|e| self.read_error(e))?;
-        Ok(data)
+        Ok(without_hidden(data))
     }
 
     fn read_error(&self, e: io::Error) -> io::Error {
@@ -889,8 +894,11 @@ struct Scanned {
     span: Span,
     /// SHA-256 of the `From ` line and the header lines that count.
     hash: [u8; 32],
-    /// The content's size with CRLF line ends.
+    /// The content's size with CRLF line ends, without the hidden
+    /// header fields.
     wire: u64,
+    /// The bytes of the hidden header fields (see [`hidden`]).
+    hidden: u64,
     fields: Fields,
     /// From the `From ` line.
     date: Option<SystemTime>,
@@ -974,6 +982,51 @@ impl Fields {
     }
 }
 
+/// Header fields that are the mailbox's own bookkeeping, not the
+/// message's, and so are never shown to clients (as Dovecot hides them):
+/// a change of flags never changes a message's content or size.
+fn hidden(name: &[u8]) -> bool {
+    let name = name.trim_ascii().to_ascii_lowercase();
+    matches!(
+        name.as_slice(),
+        b"status"
+            | b"x-status"
+            | b"x-keywords"
+            | b"x-uid"
+            | b"x-imap"
+            | b"x-imapbase"
+            | b"content-length"
+    )
+}
+
+/// The content without its [`hidden`] header fields (continuation lines
+/// included), the rest as it is.
+fn without_hidden(data: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut at = 0;
+    let mut skipping = false;
+    while at < data.len() {
+        let end = data[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(data.len(), |i| at + i + 1);
+        let line = &data[at..end];
+        if line == b"\n" || line == b"\r\n" {
+            out.extend_from_slice(&data[at..]);
+            return out;
+        }
+        if !matches!(line[0], b' ' | b'\t') {
+            let colon = line.iter().position(|&b| b == b':');
+            skipping = hidden(&line[..colon.unwrap_or(line.len())]);
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+        at = end;
+    }
+    out
+}
+
 /// How a header field counts: in the key or not, read or not.
 fn classify(name: &[u8]) -> (bool, Option<Which>) {
     let name = name.trim_ascii().to_ascii_lowercase();
@@ -1000,7 +1053,11 @@ struct Building {
     /// and read into `fields`.
     field_counts: bool,
     field_read: Option<Which>,
+    /// The current header field is one clients are not shown.
+    field_hidden: bool,
     wire: u64,
+    hidden: u64,
+    hidden_wire: u64,
     fields: Fields,
 }
 
@@ -1014,7 +1071,10 @@ impl Building {
             hasher: Sha256::new(),
             field_counts: true,
             field_read: None,
+            field_hidden: false,
             wire: 0,
+            hidden: 0,
+            hidden_wire: 0,
             fields: Fields::default(),
         }
     }
@@ -1047,6 +1107,7 @@ impl Building {
                 let name = &piece[..colon.unwrap_or(piece.len())];
                 let (counts, read) = classify(name);
                 self.field_counts = counts;
+                self.field_hidden = hidden(name);
                 self.field_read = read.filter(|&w| self.fields.slot(w).is_none());
                 if let Some(w) = self.field_read {
                     *self.fields.slot(w) = Some(Vec::new());
@@ -1056,6 +1117,10 @@ impl Building {
         }
         if self.field_counts {
             self.hasher.update(piece);
+        }
+        if self.field_hidden {
+            self.hidden += piece.len() as u64;
+            self.hidden_wire += wire;
         }
         if let Some(w) = self.field_read
             && let Some(v) = self.fields.slot(w)
@@ -1073,6 +1138,7 @@ impl Building {
             Some((at, w)) if at >= content => (at, self.wire - w),
             _ => (end, self.wire),
         };
+        let wire = wire - self.hidden_wire;
         Scanned {
             span: Span {
                 start: self.start,
@@ -1082,6 +1148,7 @@ impl Building {
             },
             hash: self.hasher.finalize().into(),
             wire,
+            hidden: self.hidden,
             fields: self.fields,
             date: from_line_date(&self.from_line),
         }

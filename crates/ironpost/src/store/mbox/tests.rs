@@ -770,3 +770,30 @@ fn symlinks_are_refused_unless_roots() {
         assert_eq!(f.mbox.snapshot().unwrap().messages.len(), 1);
     }
 }
+
+#[test]
+fn bookkeeping_headers_are_hidden_so_flags_never_change_a_message() {
+    let f = Fixture::new();
+    f.deliver("a@b.test", &subject(0));
+    let before = f.mbox.snapshot().unwrap();
+    let served = contents(&f.mbox, &before);
+    let text = String::from_utf8(f.bytes()).unwrap();
+    let text = text.replacen(
+        "Subject: 0\n",
+        "Status: RO\nX-Status: AF\nX-Keywords: $Label1\n  Junk\nX-UID: 7\n\
+         Content-Length: 7\nSubject: 0\nLines: 1\n",
+        1,
+    );
+    f.write(text.as_bytes());
+    let after = f.mbox.snapshot().unwrap();
+    assert!(after.messages[0].flags.flagged);
+    assert_eq!(
+        contents(&f.mbox, &after),
+        vec!["From: a@b.test\nSubject: 0\nLines: 1\n\nbody 0\n".to_string()]
+    );
+    assert_eq!(served, vec!["From: a@b.test\nSubject: 0\n\nbody 0\n"]);
+    let m = &after.messages[0];
+    let content = f.mbox.read(m).unwrap();
+    assert_eq!(m.size, content.len() as u64);
+    assert_eq!(m.wire_size, content.len() as u64 + 5);
+}
