@@ -985,18 +985,15 @@ impl Fields {
 /// Header fields that are the mailbox's own bookkeeping, not the
 /// message's, and so are never shown to clients (as Dovecot hides them):
 /// a change of flags never changes a message's content or size.
+/// They are those left out of the key (see [`classify`]) but `Lines:`,
+/// which Dovecot shows.
 fn hidden(name: &[u8]) -> bool {
-    let name = name.trim_ascii().to_ascii_lowercase();
-    matches!(
-        name.as_slice(),
-        b"status"
-            | b"x-status"
-            | b"x-keywords"
-            | b"x-uid"
-            | b"x-imap"
-            | b"x-imapbase"
-            | b"content-length"
-    )
+    hidden_as(name, classify(name).0)
+}
+
+/// [`hidden`] when [`classify`] already said whether the field counts.
+fn hidden_as(name: &[u8], counts: bool) -> bool {
+    !counts && !name.trim_ascii().eq_ignore_ascii_case(b"lines")
 }
 
 /// The content without its [`hidden`] header fields (continuation lines
@@ -1107,7 +1104,7 @@ impl Building {
                 let name = &piece[..colon.unwrap_or(piece.len())];
                 let (counts, read) = classify(name);
                 self.field_counts = counts;
-                self.field_hidden = hidden(name);
+                self.field_hidden = hidden_as(name, counts);
                 self.field_read = read.filter(|&w| self.fields.slot(w).is_none());
                 if let Some(w) = self.field_read {
                     *self.fields.slot(w) = Some(Vec::new());
