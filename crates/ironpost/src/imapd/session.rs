@@ -1916,7 +1916,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             drop(st);
             resp::vanished(&mut self.out, true, &ranges_of(&gone));
         }
+        // The message files are read ahead on another thread while this
+        // one builds and sends the responses.
+        let ahead = if content && idx.len() >= fetch::READ_AHEAD_MIN {
+            let st = folder.lock();
+            let msgs = idx
+                .iter()
+                .map(|&i| {
+                    let uid = view.msgs[i].uid;
+                    let mut m = st.message(uid)?.clone();
+                    m.path = folder.path.join(st.index.get(uid)?.rel_path());
+                    Some(m)
+                })
+                .collect();
+            drop(st);
+            fetch::ReadAhead::start(&folder, msgs)
+        } else {
+            None
+        };
         for (n, &i) in idx.iter().enumerate() {
+            // One result per message, taken first whatever happens next.
+            let mut read_ahead = ahead.as_ref().and_then(fetch::ReadAhead::next);
             let Some(view) = self.view.as_ref() else {
                 break;
             };
@@ -1967,7 +1987,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     missing = true;
                     continue;
                 };
-                match folder.store.read(msg) {
+                match read_ahead.take().unwrap_or_else(|| folder.store.read(msg)) {
                     Ok(d) => Some(d),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         missing = true;
@@ -2019,7 +2039,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 structure: cached.as_deref(),
                 raw: raw.as_deref(),
             };
-            let (line, err) = fetch::respond(
+            let err = fetch::respond_into(
+                &mut self.out,
                 &items,
                 &it,
                 f.uid,
@@ -2030,7 +2051,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             if err.is_some() {
                 binary_error = err;
             }
-            self.out.extend_from_slice(&line);
             if self.out.len() >= FLUSH_AT || (n % 256 == 255 && !self.out.is_empty() && content) {
                 self.flush().await?;
             }

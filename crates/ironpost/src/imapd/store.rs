@@ -113,6 +113,18 @@ impl Store {
         }
     }
 
+    /// A reader of many messages, cheaper per message than
+    /// [`Store::read`] (see [`Maildir::reader`]).
+    pub fn reader(&self) -> Reader<'_> {
+        match self {
+            Store::Maildir(d) => match d.reader() {
+                Ok(r) => Reader::Maildir(r),
+                Err(_) => Reader::Plain(self),
+            },
+            Store::Mbox(_) => Reader::Plain(self),
+        }
+    }
+
     pub fn expunge(&self, msgs: &[&Message]) -> io::Result<()> {
         match self {
             Store::Maildir(d) => d.expunge(msgs),
@@ -171,6 +183,21 @@ impl Store {
 }
 
 /// The `HDR` of an mbox message's index name.
+/// See [`Store::reader`].
+pub enum Reader<'a> {
+    Maildir(crate::store::maildir::Reader<'a>),
+    Plain(&'a Store),
+}
+
+impl Reader<'_> {
+    pub fn read(&self, m: &Message) -> io::Result<Vec<u8>> {
+        match self {
+            Reader::Maildir(r) => r.read(m),
+            Reader::Plain(s) => s.read(m),
+        }
+    }
+}
+
 fn header_part(name: &str) -> Option<&str> {
     split_info(name).0.rsplit_once(",H=").map(|(_, h)| h)
 }

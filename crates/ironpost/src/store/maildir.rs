@@ -59,6 +59,7 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -66,6 +67,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use super::flags::Flags;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
 use super::flags::{base_name, name_field, with_flags};
 use super::lock::{self, ListLock};
 use super::uidlist::{Entry, UidList};
@@ -359,6 +363,26 @@ impl Maildir {
         Err(expunged(m))
     }
 
+    /// A reader of many messages: [`Reader::read`] opens each file
+    /// relative to `cur/` and `new/`, opened once, instead of walking the
+    /// whole path for each message.
+    pub fn reader(&self) -> io::Result<Reader<'_>> {
+        let open = |sub: &str| -> io::Result<OwnedFd> {
+            let dir = self.root.join(sub);
+            nix::fcntl::open(
+                &dir,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| context(format!("open {}", dir.display()), e.into()))
+        };
+        Ok(Reader {
+            maildir: self,
+            cur: open("cur")?,
+            new: open("new")?,
+        })
+    }
+
     /// Removes the messages (a file already gone is fine) and their UIDs
     /// from the list; durable when it returns.
     pub fn expunge(&self, msgs: &[&Message]) -> io::Result<()> {
@@ -405,10 +429,27 @@ impl Maildir {
             return Ok(Vec::new());
         }
         let _lock = self.lock()?;
+        let dirs = self.dirs();
         changes
             .iter()
-            .map(|(m, flags)| self.rename_in_cur(m, |_, name| Some(with_flags(name, flags))))
+            .map(|(m, flags)| {
+                self.rename_in_cur_at(dirs.as_ref(), m, |_, name| Some(with_flags(name, flags)))
+            })
             .collect()
+    }
+
+    /// `new/` and `cur/`, opened for many renames (`None` when they
+    /// cannot be: the renames then walk the whole paths).
+    fn dirs(&self) -> Option<[OwnedFd; 2]> {
+        let open = |sub: Sub| {
+            nix::fcntl::open(
+                &self.root.join(sub.dir()),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        };
+        Some([open(Sub::New)?, open(Sub::Cur)?])
     }
 
     /// Copies messages of another folder (IMAP COPY and MOVE) into
@@ -555,9 +596,10 @@ impl Maildir {
     /// message's path now, `None` for one expunged meanwhile.
     pub fn move_new_to_cur(&self, msgs: &[&Message]) -> io::Result<Vec<Option<PathBuf>>> {
         let _lock = self.lock()?;
+        let dirs = self.dirs();
         msgs.iter()
             .map(|m| {
-                self.rename_in_cur(m, |sub, name| {
+                self.rename_in_cur_at(dirs.as_ref(), m, |sub, name| {
                     (sub == Sub::New).then(|| with_flags(name, &Flags::from_file_name(name)))
                 })
             })
@@ -849,6 +891,27 @@ impl Maildir {
         Ok(files)
     }
 
+    /// Our own rename of `sub/name` to `cur/target`: the next scan, which
+    /// reads `cur/` again since its mtime changed, then knows the file
+    /// under its new name and need not stat it (renames change neither
+    /// size nor mtime).
+    fn cache_renamed(&self, sub: Sub, name: &str, target: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut found) = cache.dirs[sub as usize]
+            .as_mut()
+            .and_then(|d| d.files.remove(name))
+        else {
+            return;
+        };
+        found.name = target.to_string();
+        found.sub = Sub::Cur;
+        if let Some(cur) = cache.dirs[Sub::Cur as usize].as_mut() {
+            // The listing as it was read stays untrusted: its mtime is
+            // the directory's before the rename.
+            cur.files.insert(target.to_string(), found);
+        }
+    }
+
     /// Makes the next scan stat the file at `path` again.
     fn forget(&self, path: &Path) {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -1071,6 +1134,17 @@ impl Maildir {
         m: &Message,
         new_name: impl Fn(Sub, &str) -> Option<String>,
     ) -> io::Result<Option<PathBuf>> {
+        self.rename_in_cur_at(None, m, new_name)
+    }
+
+    /// [`Maildir::rename_in_cur`] relative to `dirs` (`new/`, `cur/`)
+    /// when given.
+    fn rename_in_cur_at(
+        &self,
+        dirs: Option<&[OwnedFd; 2]>,
+        m: &Message,
+        new_name: impl Fn(Sub, &str) -> Option<String>,
+    ) -> io::Result<Option<PathBuf>> {
         for attempt in 0..FOLLOW_TRIES {
             // First where the snapshot saw it (no stat: a rename that
             // finds nothing tells as much), then wherever it went.
@@ -1093,12 +1167,23 @@ impl Maildir {
             let Some(target_name) = new_name(sub, name) else {
                 return Ok(Some(current));
             };
-            let target = self.root.join("cur").join(target_name);
+            let target = self.root.join("cur").join(&target_name);
             if target == current {
                 return Ok(Some(current));
             }
-            match fs::rename(&current, &target) {
-                Ok(()) => return Ok(Some(target)),
+            let renamed = match dirs {
+                Some(fds) if current.parent() == Some(&self.root.join(sub.dir())) => {
+                    let from = &fds[sub as usize];
+                    nix::fcntl::renameat(from, name, &fds[Sub::Cur as usize], target_name.as_str())
+                        .map_err(io::Error::from)
+                }
+                _ => fs::rename(&current, &target),
+            };
+            match renamed {
+                Ok(()) => {
+                    self.cache_renamed(sub, name, &target_name);
+                    return Ok(Some(target));
+                }
                 // Moved by another client meanwhile: find it again.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -1189,6 +1274,47 @@ fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
         ));
     }
     Ok((f, meta.len()))
+}
+
+/// See [`Maildir::reader`].
+pub struct Reader<'a> {
+    maildir: &'a Maildir,
+    cur: OwnedFd,
+    new: OwnedFd,
+}
+
+impl Reader<'_> {
+    /// [`Maildir::read`]: the message's bytes as stored.
+    pub fn read(&self, m: &Message) -> io::Result<Vec<u8>> {
+        let dir = match m.path.parent().and_then(Path::file_name) {
+            Some(d) if d == "cur" => &self.cur,
+            Some(d) if d == "new" => &self.new,
+            _ => return self.maildir.read(m),
+        };
+        let Some(name) = m.path.file_name() else {
+            return self.maildir.read(m);
+        };
+        // Not following a symbolic link; a FIFO does not block the read.
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let f = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            // Renamed or expunged since the snapshot, or not a plain
+            // file: the slow way finds it or says why.
+            Err(_) => return self.maildir.read(m),
+        };
+        // Message files do not change: the snapshot's size is what is
+        // there (no fstat). A directory or device fails the read or is
+        // cut at that size; a shorter file is looked at again.
+        let mut data = Vec::with_capacity(m.size as usize);
+        match f.take(m.size).read_to_end(&mut data) {
+            Ok(_) if data.len() as u64 == m.size => Ok(data),
+            Ok(_) => {
+                self.maildir.forget(&m.path);
+                Ok(data)
+            }
+            Err(e) => Err(context(format!("read {}", m.path.display()), e)),
+        }
+    }
 }
 
 /// [`open_regular_len`] without the size.

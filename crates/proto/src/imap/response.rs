@@ -304,6 +304,15 @@ pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
+/// `{len}` CRLF and the octets `write` appends (exactly `len` of them).
+pub fn literal_with(out: &mut Vec<u8>, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
+    out.reserve(len);
+    let start = out.len();
+    write(out);
+    debug_assert_eq!(out.len() - start, len, "literal length");
+}
+
 /// `~{n}` CRLF and the octets (RFC 3516 §4.3).
 pub fn literal8(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(format!("~{{{}}}\r\n", s.len()).as_bytes());
@@ -806,8 +815,18 @@ pub struct FetchResponse {
 impl FetchResponse {
     /// `* seq FETCH (`.
     pub fn new(seq: u32) -> FetchResponse {
+        FetchResponse::continuing(Vec::new(), seq)
+    }
+
+    /// `* seq FETCH (` appended to `buf`, which [`FetchResponse::finish`]
+    /// gives back with the whole line after what it held: many lines are
+    /// built in one buffer without a copy each.
+    pub fn continuing(mut buf: Vec<u8>, seq: u32) -> FetchResponse {
+        buf.extend_from_slice(b"* ");
+        buf.extend_from_slice(seq.to_string().as_bytes());
+        buf.extend_from_slice(b" FETCH (");
         FetchResponse {
-            buf: format!("* {seq} FETCH (").into_bytes(),
+            buf,
             items: 0,
             utf8: false,
         }
@@ -893,6 +912,38 @@ impl FetchResponse {
             Some(d) => literal(buf, d),
             None => buf.extend_from_slice(b"NIL"),
         }
+        self
+    }
+
+    /// `BODY[section]<origin>` and a literal of `len` octets that `write`
+    /// appends to the buffer it is given: for data made on the fly
+    /// (line ends converted) without a copy of its own. `write` must
+    /// append exactly `len` octets.
+    pub fn body_section_with(
+        &mut self,
+        section: &Section,
+        origin: Option<u64>,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> &mut FetchResponse {
+        let mut name = format!("BODY[{section}]");
+        if let Some(o) = origin {
+            name.push_str(&format!("<{o}>"));
+        }
+        name.push(' ');
+        let buf = self.item(name.as_bytes());
+        literal_with(buf, len, write);
+        self
+    }
+
+    /// `RFC822 data` as [`FetchResponse::body_section_with`] writes it.
+    pub fn rfc822_with(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> &mut FetchResponse {
+        let buf = self.item(b"RFC822 ");
+        literal_with(buf, len, write);
         self
     }
 
