@@ -324,46 +324,73 @@ pub fn respond_into(
 
 /// FETCH of the bodies of at least this many messages reads them ahead.
 pub const READ_AHEAD_MIN: usize = 8;
-/// Messages larger than this are not read ahead (the reader waits for
-/// them): at most [`READ_AHEAD_QUEUE`] of them are held in memory.
+/// Messages larger than this are not read ahead (the session reads them
+/// when their turn comes).
 const READ_AHEAD_MAX: u64 = 1 << 20;
-const READ_AHEAD_QUEUE: usize = 32;
+/// The reader hands over messages in batches of about this many octets
+/// (or [`BATCH_COUNT`] messages), at most [`BATCH_QUEUE`] batches ahead:
+/// one wake-up per batch, not per message.
+const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_COUNT: usize = 64;
+const BATCH_QUEUE: usize = 4;
+
+type Read = Option<io::Result<Vec<u8>>>;
 
 /// The message files of one FETCH, read in order on a thread of their
 /// own while the session's thread builds and sends the responses (open,
 /// read and close cost as much as the rest together). The thread stops
 /// when the session stops taking, at the end of the FETCH.
 pub struct ReadAhead {
-    rx: mpsc::Receiver<Option<io::Result<Vec<u8>>>>,
+    rx: mpsc::Receiver<Vec<Read>>,
+    batch: std::vec::IntoIter<Read>,
 }
 
 impl ReadAhead {
     /// Reads `msgs` (`None`: nothing to read there); `None` when no
     /// thread could be started.
     pub fn start(folder: &Arc<Folder>, msgs: Vec<Option<Message>>) -> Option<ReadAhead> {
-        let (tx, rx) = mpsc::sync_channel(READ_AHEAD_QUEUE);
+        let (tx, rx) = mpsc::sync_channel(BATCH_QUEUE);
         let folder = Arc::clone(folder);
         std::thread::Builder::new()
             .name("imap-read-ahead".into())
             .spawn(move || {
                 let reader = folder.store.reader();
+                let mut batch = Vec::with_capacity(BATCH_COUNT);
+                let mut bytes = 0;
                 for m in msgs {
                     let data = m
                         .filter(|m| m.size <= READ_AHEAD_MAX)
                         .map(|m| reader.read(&m));
-                    if tx.send(data).is_err() {
-                        break;
+                    bytes += data.as_ref().map_or(0, |d| d.as_ref().map_or(0, Vec::len));
+                    batch.push(data);
+                    if bytes >= BATCH_BYTES || batch.len() >= BATCH_COUNT {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_COUNT));
+                        bytes = 0;
+                        if tx.send(full).is_err() {
+                            return;
+                        }
                     }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
                 }
             })
             .ok()?;
-        Some(ReadAhead { rx })
+        Some(ReadAhead {
+            rx,
+            batch: Vec::new().into_iter(),
+        })
     }
 
     /// The next message's bytes, in the order given; `None` when the
     /// caller is to read it itself.
-    pub fn next(&self) -> Option<io::Result<Vec<u8>>> {
-        self.rx.recv().ok().flatten()
+    pub fn take(&mut self) -> Read {
+        loop {
+            if let Some(r) = self.batch.next() {
+                return r;
+            }
+            self.batch = self.rx.recv().ok()?.into_iter();
+        }
     }
 }
 
@@ -463,21 +490,21 @@ mod tests {
 
         let mut msgs: Vec<Option<Message>> = snap.messages.iter().cloned().map(Some).collect();
         msgs.insert(5, None);
-        let ahead = ReadAhead::start(&folder, msgs).unwrap();
+        let mut ahead = ReadAhead::start(&folder, msgs).unwrap();
         for i in 0..20 {
             if i == 5 {
-                assert!(ahead.next().is_none(), "nothing to read at {i}");
+                assert!(ahead.take().is_none(), "nothing to read at {i}");
             }
-            match ahead.next() {
+            match ahead.take() {
                 Some(Err(e)) if i == 7 => assert_eq!(e.kind(), io::ErrorKind::NotFound),
                 Some(Ok(data)) if i != 7 => assert_eq!(data, body(i)),
                 other => panic!("message {i}: {other:?}"),
             }
         }
         // Too big to hold ahead: the session reads it itself.
-        assert!(ahead.next().is_none());
+        assert!(ahead.take().is_none());
         // And then the reader has ended.
-        assert!(ahead.next().is_none());
+        assert!(ahead.take().is_none());
     }
 
     #[test]

@@ -1918,7 +1918,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         // The message files are read ahead on another thread while this
         // one builds and sends the responses.
-        let ahead = if content && idx.len() >= fetch::READ_AHEAD_MIN {
+        let mut ahead = if content && idx.len() >= fetch::READ_AHEAD_MIN {
             let st = folder.lock();
             let msgs = idx
                 .iter()
@@ -1936,7 +1936,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         for (n, &i) in idx.iter().enumerate() {
             // One result per message, taken first whatever happens next.
-            let mut read_ahead = ahead.as_ref().and_then(fetch::ReadAhead::next);
+            let mut read_ahead = ahead.as_mut().and_then(fetch::ReadAhead::take);
             let Some(view) = self.view.as_ref() else {
                 break;
             };
