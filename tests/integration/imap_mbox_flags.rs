@@ -288,3 +288,69 @@ m.logout()
         "one  None\nappended OR $Sent\none  None\n"
     );
 }
+
+#[test]
+fn mutt_and_ironpost_take_each_others_flags() {
+    if Command::new("sh")
+        .args(["-c", "command -v mutt"])
+        .run()
+        .status
+        != 0
+    {
+        eprintln!("mutt is not installed: skipped");
+        return;
+    }
+    let mut inst = system_user_instance();
+    inst.start();
+    let port = inst.imap_port;
+    for s in ["one", "two"] {
+        send(&inst, s);
+    }
+    wait_count(&inst, 2);
+    python(&format!(
+        r#"
+m = login({port})
+ok(m.select("INBOX"))
+ok(m.store("1", "+FLAGS", r"(\Seen $Label1)"))
+m.logout()
+"#
+    ));
+    // mutt opens the spool: the first message is read (ours), so it
+    // starts on the second, the first new one; flags it, marks it read
+    // and writes the file back (its own way, `Content-Length:` and
+    // `Lines:` added).
+    let home = inst.path("mutt");
+    std::fs::create_dir_all(home.join("Mail")).unwrap();
+    std::fs::write(home.join("muttrc"), "").unwrap();
+    let out = Command::new("timeout")
+        .args(["60", "script", "-q", "-e", "-c"])
+        .arg(format!(
+            "mutt -n -F {} -f {} -e 'set move=no quit=yes mark_old=no resolve=no' \
+             -e 'push \"<flag-message><toggle-new><sync-mailbox><quit>\"'",
+            home.join("muttrc").display(),
+            inst.path("mail/tom").display()
+        ))
+        .arg("/dev/null")
+        .env("TERM", "vt100")
+        .env("HOME", &home.display().to_string())
+        .run();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let text = wait_count(&inst, 2);
+    assert!(
+        text.contains("\nSubject: two\n") && text.contains("Status: RO\nX-Status: F\n"),
+        "{text}"
+    );
+    let out = python(&format!(
+        r#"
+m = login({port})
+ok(m.select("INBOX"))
+for line in ok(m.fetch("1:*", "(UID FLAGS)")):
+    print(line.decode())
+m.logout()
+"#
+    ));
+    assert_eq!(
+        out, "1 (UID 1 FLAGS (\\Seen $Label1))\n2 (UID 2 FLAGS (\\Seen \\Flagged))\n",
+        "{text}"
+    );
+}
