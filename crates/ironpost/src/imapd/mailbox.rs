@@ -9,6 +9,10 @@
 //! snapshot and brings the index in line (deliveries, other programs,
 //! POP3). After a change the folder's watchers are told
 //! ([`crate::store::notify`]), so sessions in IDLE report it at once.
+//! For an mbox INBOX, [`Folder::write_back`] writes the flags sessions
+//! changed into the file's headers (see `super::store`); a [`View`] that
+//! is dropped (another SELECT, the end of the connection) has it done in
+//! the background.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;

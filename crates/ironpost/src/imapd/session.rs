@@ -212,7 +212,7 @@ struct No(Option<Code>, String);
 
 fn io_no(e: io::Error) -> No {
     if e.kind() == io::ErrorKind::Unsupported {
-        // What the folder cannot do (an mbox INBOX takes no new mail).
+        // What the folder cannot do.
         return No(Some(Code::Cannot), format!("{e}."));
     }
     No(

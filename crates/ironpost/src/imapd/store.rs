@@ -4,13 +4,20 @@
 //! An mbox is presented to the index as if it were a Maildir: each
 //! message gets a name `KEY,H=HDR:2,FLAGS` under `cur/` (or `KEY,H=HDR`
 //! under `new/` while it is \Recent) below the mbox's path, where KEY is
-//! the mbox store's key of the message, HDR the flags its `Status:` and
-//! `X-Status:` headers held when the index last looked, and FLAGS the
-//! message's flags now. Flags set over IMAP are kept in the index (the
-//! mbox file is not rewritten for them); a change of the headers by
-//! another program (mutt, Dovecot) shows as a new HDR and wins.
-//! Messages cannot be added to an mbox over IMAP yet (APPEND and COPY
-//! into it are refused); EXPUNGE rewrites the file in place under
+//! the mbox store's key of the message, HDR the flags its `Status:`,
+//! `X-Status:` and `X-Keywords:` headers held when the index last looked
+//! (keywords as the folder's letters), and FLAGS the message's flags now.
+//! Where the index has no record of a message (a new one, or the index
+//! lost), its flags are HDR's. Flags set over IMAP go into the index
+//! first; [`Store::write_back`] writes those that differ from their HDR
+//! into the file (Dovecot's lazy writes: the session calls it at CHECK,
+//! CLOSE, UNSELECT, EXPUNGE, LOGOUT and when it leaves the folder) and
+//! makes HDR the new flags, so the next snapshot finds the headers it
+//! expects and reports no change. A change of the headers by another
+//! program (mutt, Dovecot) shows as a new HDR and wins. The store's keys
+//! leave the flag headers out, so neither changes a message's UID.
+//! APPEND and COPY into an mbox append as local delivery does
+//! ([`Mbox::append`]); EXPUNGE rewrites the file in place under
 //! local(8)'s locks.
 
 use std::fs;

@@ -1,12 +1,16 @@
 //! One mbox file (`/var/mail/USER`, `~/mbox`) as POP3 and IMAP read it:
-//! the messages with UIDs that stay, their flags, reading, expunge. The
-//! mbox itself is never given ironpost's own data: the UIDs live in a
-//! state directory of ours, outside the mail spool.
+//! the messages with UIDs that stay, their flags, reading, expunge, flags
+//! written into the headers, messages appended. The mbox is given no data
+//! of ironpost's own beyond the flag headers mail readers write too: the
+//! UIDs live in a state directory of ours, outside the mail spool.
 //!
 //! ## Map
 //! - [`Mbox`]: one mbox file and its state directory. [`Mbox::open`],
 //!   then [`Mbox::snapshot`] (the same [`Snapshot`] and [`Message`] as a
-//!   Maildir's), [`Mbox::read`], [`Mbox::expunge`].
+//!   Maildir's; [`Mbox::snapshot_with_keywords`] also gives the
+//!   keywords by name), [`Mbox::read`], [`Mbox::expunge`],
+//!   [`Mbox::write_flags`] ([`FlagsChange`], [`HeaderFlags`]),
+//!   [`Mbox::append`].
 //! - the scanner (`scan`): splits the file into messages, one pass, the
 //!   file never held in memory whole; gives each its place, key, sizes,
 //!   flags and date.
@@ -38,7 +42,9 @@
 //! a message's content or size. `flags` come from
 //! the `Status:` (`R` seen; `O` old, i.e. not `recent`) and `X-Status:`
 //! (`A` answered, `F` flagged, `T` draft, `D` deleted) headers that mutt,
-//! pine and Dovecot write. `internal_date` is the `From ` line's date
+//! pine and Dovecot write; the keywords (by name, which the IMAP folder
+//! turns into its letters) from `X-Keywords:` (separated by spaces or
+//! commas, as Dovecot reads it). `internal_date` is the `From ` line's date
 //! (asctime(3), local time, or with a numeric zone), else the file's
 //! mtime. Where each message lies in the file (its span) is kept inside
 //! the [`Mbox`], by key, from its last scan.
@@ -130,6 +136,47 @@
 //! Delivery appends after whatever is there. A dot lock left by the
 //! crash is removed after 500 s (delivery's stale rule); until then
 //! deliveries wait and are deferred.
+//!
+//! ## Flags: written in place, the headers may grow
+//! [`Mbox::write_flags`] writes flags as Dovecot does (checked against
+//! Dovecot 2.3's imap on the same files): `Status: RO` (`R` seen, `O` old:
+//! always, since a session has seen the message), `X-Status: AFTD` (in
+//! that order), `X-Keywords: $Label1 Junk`. A field the message has is
+//! rewritten where it is (an empty value kept, `X-Status: `, as Dovecot
+//! leaves it; repeats of it dropped); a missing one is added, unless
+//! empty, at the end of the header section, before its empty line.
+//! `Content-Length:` and `Lines:` are left as they are (the body does not
+//! change). Dovecot's `X-UID`, `X-IMAPbase` and the padding it leaves
+//! after `X-Keywords:` for later rewrites are not written: the UIDs are in
+//! the state directory. A change names what the headers held when the
+//! caller looked; if another program changed them since, that change
+//! wins and ours is skipped. The key leaves these fields out, so keys and
+//! UIDs stay, and so does what clients are shown.
+//!
+//! The file is rewritten in place, as an expunge is and for the same
+//! reason, under the same locks, but the headers may grow: every stretch
+//! between two changed headers (and after the last, up to the file's
+//! length once the locks are held) moves by the sum of the changes
+//! before it. Those that move up (towards the end) are moved first, from
+//! the last one back and each from its end, which extends the file; then
+//! those that move down, from the first, each from its start; then the
+//! new header sections are written into the gaps, the file truncated if
+//! it shrank, and fsync'd. No move overwrites bytes not yet moved. A
+//! crash midway leaves every old byte somewhere in the file, with parts
+//! of it twice (a stretch both where it was and where it went), and the
+//! headers being written old or new; nothing before the first changed
+//! message is touched. Bytes appended meanwhile by a writer that ignores
+//! both locks are moved down after a shrink, as an expunge does; after a
+//! growth they may be overwritten (a warning is logged).
+//!
+//! ## Append
+//! [`Mbox::append`] (IMAP APPEND and COPY) writes what delivery writes
+//! ([`crate::mailbox::mbox::encode`]: a `From MAILER-DAEMON  <date>`
+//! line, `>From ` quoting, the empty line after), the message's flags
+//! put into its headers as above, under the same locks, fsync'd and cut
+//! off again if that fails; a missing file is created by delivery
+//! itself. It then takes a snapshot under the same locks to return the
+//! message's UID.
 //!
 //! Everything here blocks (file I/O, locks, commits); async callers use
 //! `spawn_blocking`.
