@@ -146,6 +146,30 @@ m.logout()
         inst.diagnostics()
     );
 
+    // The index lost (its keywords file with it): the flags come from
+    // the headers, the UIDs from the state kept beside them.
+    inst.stop();
+    let index = inst.path("data/index");
+    assert!(index.is_dir(), "{}", index.display());
+    std::fs::remove_dir_all(&index).unwrap();
+    inst.start();
+    let port = inst.imap_port;
+    let out = python(&format!(
+        r#"
+m = login({port})
+ok(m.select("INBOX"))
+for line in ok(m.fetch("1:*", "(UID FLAGS)")):
+    print(line.decode())
+m.logout()
+"#
+    ));
+    assert_eq!(
+        out,
+        "1 (UID 1 FLAGS (\\Seen \\Flagged $Label1))\n2 (UID 2 FLAGS (\\Answered \\Draft))\n",
+        "{}",
+        inst.diagnostics()
+    );
+
     // Another program (mutt) marks the second read in the file: taken, at
     // once by a session that has the folder selected.
     let out = python(&format!(
