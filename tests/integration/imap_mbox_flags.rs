@@ -74,8 +74,10 @@ fn flags_are_written_into_the_mbox_and_read_back() {
     let mut inst = system_user_instance();
     inst.start();
     let port = inst.imap_port;
-    for s in ["one", "two", "three"] {
+    // One at a time: the file's order is the sequence numbers'.
+    for (n, s) in ["one", "two", "three"].iter().enumerate() {
         send(&inst, s);
+        wait_count(&inst, n + 1);
     }
     let before = wait_count(&inst, 3);
     let inode = |inst: &Instance| {
@@ -208,10 +210,10 @@ fn our_write_back_is_no_change_for_other_sessions() {
     let mut inst = system_user_instance();
     inst.start();
     let port = inst.imap_port;
-    for s in ["one", "two"] {
+    for (n, s) in ["one", "two"].iter().enumerate() {
         send(&inst, s);
+        wait_count(&inst, n + 1);
     }
-    wait_count(&inst, 2);
     // Session a watches while b changes flags and UNSELECTs (written
     // into the file then): a hears of the flags and of nothing else, then
     // nothing at all once the file has settled.
@@ -327,10 +329,10 @@ fn mutt_and_ironpost_take_each_others_flags() {
     let mut inst = system_user_instance();
     inst.start();
     let port = inst.imap_port;
-    for s in ["one", "two"] {
+    for (n, s) in ["one", "two"].iter().enumerate() {
         send(&inst, s);
+        wait_count(&inst, n + 1);
     }
-    wait_count(&inst, 2);
     python(&format!(
         r#"
 m = login({port})
@@ -354,11 +356,17 @@ m.logout()
             home.join("muttrc").display(),
             inst.path("mail/tom").display()
         ))
-        .arg("/dev/null")
+        .arg(home.join("typescript").display().to_string())
         .env("TERM", "vt100")
         .env("HOME", &home.display().to_string())
         .run();
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        out.status,
+        0,
+        "{}\n{}",
+        out.stderr,
+        String::from_utf8_lossy(&std::fs::read(home.join("typescript")).unwrap_or_default())
+    );
     let text = wait_count(&inst, 2);
     assert!(
         text.contains("\nSubject: two\n") && text.contains("Status: RO\nX-Status: F\n"),
