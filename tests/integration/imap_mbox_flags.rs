@@ -345,6 +345,11 @@ m.logout()
     // starts on the second, the first new one; flags it, marks it read
     // and writes the file back (its own way, `Content-Length:` and
     // `Lines:` added).
+    // Let the session's last background sync pass first: ironpost takes
+    // the dot lock before the fcntl lock, as local(8) does, mutt the other
+    // way round; when both lock at once, mutt sees the dot lock stay and
+    // asks whether to remove it (ironpost gives up after its timeout).
+    std::thread::sleep(Duration::from_secs(1));
     let home = inst.path("mutt");
     std::fs::create_dir_all(home.join("Mail")).unwrap();
     std::fs::write(home.join("muttrc"), "").unwrap();
