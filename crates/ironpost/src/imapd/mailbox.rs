@@ -187,9 +187,7 @@ impl Folder {
         }
         Ok(st)
     }
-}
 
-impl Folder {
     /// For an mbox: writes the flags sessions changed into the file's
     /// headers ([`Store::write_back`]), after a sync (so that a change
     /// another program made to the headers meanwhile wins). Sessions are
