@@ -7,6 +7,7 @@ mod delivery;
 mod directory;
 mod dns;
 mod imap;
+mod imap_mbox_flags;
 mod passwords;
 mod pop3;
 mod postconf;

@@ -9,6 +9,10 @@
 //! snapshot and brings the index in line (deliveries, other programs,
 //! POP3). After a change the folder's watchers are told
 //! ([`crate::store::notify`]), so sessions in IDLE report it at once.
+//! For an mbox INBOX, [`Folder::write_back`] writes the flags sessions
+//! changed into the file's headers (see `super::store`); a [`View`] that
+//! is dropped (another SELECT, the end of the connection) has it done in
+//! the background.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -169,7 +173,11 @@ impl Folder {
             // Nothing changed on disk since the last snapshot.
             return Ok(st);
         }
-        let snap = self.store.snapshot(&st.index)?;
+        let state = &mut *st;
+        let (snap, new_keywords) = self.store.snapshot(&state.index, &mut state.keywords)?;
+        if new_keywords {
+            state.keywords.save(&self.keywords_dir)?;
+        }
         let changes = st.index.apply(&snap)?;
         st.snapshot = Arc::new(snap);
         st.token = token;
@@ -178,6 +186,27 @@ impl Folder {
             notify::changed(&self.path);
         }
         Ok(st)
+    }
+
+    /// For an mbox: writes the flags sessions changed into the file's
+    /// headers ([`Store::write_back`]), after a sync (so that a change
+    /// another program made to the headers meanwhile wins). Sessions are
+    /// told nothing: no flag changes by it.
+    pub fn write_back(&self) -> io::Result<()> {
+        {
+            let st = self.lock();
+            if !self.store.needs_write_back(&st.index, &st.keywords) {
+                return Ok(());
+            }
+        }
+        let mut st = self.sync()?;
+        let state = &mut *st;
+        let n = self.store.write_back(&mut state.index, &state.keywords)?;
+        drop(st);
+        if n > 0 {
+            drop(self.sync()?);
+        }
+        Ok(())
     }
 }
 
@@ -347,6 +376,31 @@ pub struct View {
     seen_modseq: u64,
     /// Expunges found but not reported yet.
     pending: bool,
+}
+
+impl Drop for View {
+    /// A session that leaves its mbox folder (another SELECT, the end of
+    /// the connection) has its flag changes written into the file; in
+    /// the background (CLOSE, UNSELECT, LOGOUT and CHECK did it already).
+    fn drop(&mut self) {
+        let folder = self.folder.clone();
+        let pending = {
+            let st = folder.lock();
+            folder.store.needs_write_back(&st.index, &st.keywords)
+        };
+        if !pending {
+            return;
+        }
+        let write = move || {
+            if let Err(e) = folder.write_back() {
+                tracing::warn!("{}: writing flags back: {e}", folder.path.display());
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(write)),
+            Err(_) => write(),
+        }
+    }
 }
 
 impl View {

@@ -212,7 +212,7 @@ struct No(Option<Code>, String);
 
 fn io_no(e: io::Error) -> No {
     if e.kind() == io::ErrorKind::Unsupported {
-        // What the folder cannot do (an mbox INBOX takes no new mail).
+        // What the folder cannot do.
         return No(Some(Code::Cannot), format!("{e}."));
     }
     No(
@@ -508,10 +508,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.ok(tag, "NOOP completed.");
             }
             CommandKind::Check => {
+                self.write_back();
                 self.report(true, true, false)?;
                 self.ok(tag, "Check completed.");
             }
             CommandKind::Logout => {
+                self.write_back();
                 resp::untagged(&mut self.out, Status::Bye, None, "Logging out");
                 self.ok(tag, "Logout completed.");
                 self.state = State::Logout;
@@ -675,11 +677,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         self.log_user(&format!("Error: expunge: {}", e.1));
                     }
                 }
+                self.write_back();
                 self.view = None;
                 self.state = State::Authenticated;
                 self.ok(tag, "Close completed.");
             }
             CommandKind::Unselect => {
+                self.write_back();
                 self.view = None;
                 self.state = State::Authenticated;
                 self.ok(tag, "Unselect completed.");
@@ -1410,7 +1414,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             drop(st);
             let sources: Vec<(&crate::store::Message, Flags)> =
                 snap.messages.iter().map(|m| (m, m.flags.clone())).collect();
-            dst.store.copy_in(&sources).map_err(io_no)?;
+            let keywords = dst.lock().keywords.clone();
+            dst.store.copy_in(&sources, &keywords).map_err(io_no)?;
             let msgs: Vec<&crate::store::Message> = snap.messages.iter().collect();
             src.store.expunge(&msgs).map_err(io_no)?;
             drop(src.sync());
@@ -1679,9 +1684,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut stored: Vec<(u32, std::path::PathBuf)> = Vec::new();
         let result = (|| -> Result<(), No> {
             for m in &messages {
-                let flags = {
+                let (flags, keywords) = {
                     let mut st = folder.lock();
-                    st.to_maildir(&m.flags, &Flags::default()).map_err(io_no)?
+                    let flags = st.to_maildir(&m.flags, &Flags::default()).map_err(io_no)?;
+                    (flags, st.keywords.clone())
                 };
                 let date = m.date.map(|d| {
                     let t = d.timestamp();
@@ -1691,7 +1697,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
                     }
                 });
-                stored.push(folder.store.append(&m.data, &flags, date).map_err(io_no)?);
+                stored.push(
+                    folder
+                        .store
+                        .append(&m.data, &flags, &keywords, date)
+                        .map_err(io_no)?,
+                );
             }
             Ok(())
         })();
@@ -2259,6 +2270,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Ok(())
     }
 
+    /// An mbox INBOX gets the flags changed over IMAP written into its
+    /// headers ([`Folder::write_back`]); a failure is logged, the flags
+    /// stay in the index and are written next time.
+    fn write_back(&mut self) {
+        let Some(view) = &self.view else {
+            return;
+        };
+        let folder = view.folder.clone();
+        if let Err(e) = tokio::task::block_in_place(|| folder.write_back()) {
+            self.log_user(&format!(
+                "Error: writing flags into {}: {e}",
+                folder.path.display()
+            ));
+        }
+    }
+
     /// Expunges the \Deleted messages (of `only` UIDs if given). Returns
     /// how many.
     fn expunge_deleted(&mut self, only: Option<&[u32]>) -> Result<u64, No> {
@@ -2312,6 +2339,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             },
         };
         let r = tokio::task::block_in_place(|| self.expunge_deleted(only.as_deref()));
+        self.write_back();
         self.report(true, false, set.is_some())?;
         match r {
             Ok(_) => self.ok(tag, "Expunge completed."),
@@ -2385,7 +2413,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let copied = (|| -> Result<(Vec<u32>, Vec<u32>, u32), No> {
             let mut pairs = Vec::with_capacity(sources.len());
-            {
+            let keywords = {
                 let mut st = target.lock();
                 for (m, imap, f) in &sources {
                     let mut flags = if same {
@@ -2396,10 +2424,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     flags.passed = f.passed;
                     pairs.push((m, flags));
                 }
-            }
+                st.keywords.clone()
+            };
             let refs: Vec<(&crate::store::Message, Flags)> =
                 pairs.iter().map(|(m, f)| (*m, f.clone())).collect();
-            let placed = target.store.copy_in(&refs).map_err(io_no)?;
+            let placed = target.store.copy_in(&refs, &keywords).map_err(io_no)?;
             let mut from = Vec::new();
             let mut to = Vec::new();
             for ((m, _), p) in pairs.iter().zip(placed) {

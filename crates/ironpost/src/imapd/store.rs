@@ -4,13 +4,20 @@
 //! An mbox is presented to the index as if it were a Maildir: each
 //! message gets a name `KEY,H=HDR:2,FLAGS` under `cur/` (or `KEY,H=HDR`
 //! under `new/` while it is \Recent) below the mbox's path, where KEY is
-//! the mbox store's key of the message, HDR the flags its `Status:` and
-//! `X-Status:` headers held when the index last looked, and FLAGS the
-//! message's flags now. Flags set over IMAP are kept in the index (the
-//! mbox file is not rewritten for them); a change of the headers by
-//! another program (mutt, Dovecot) shows as a new HDR and wins.
-//! Messages cannot be added to an mbox over IMAP yet (APPEND and COPY
-//! into it are refused); EXPUNGE rewrites the file in place under
+//! the mbox store's key of the message, HDR the flags its `Status:`,
+//! `X-Status:` and `X-Keywords:` headers held when the index last looked
+//! (keywords as the folder's letters), and FLAGS the message's flags now.
+//! Where the index has no record of a message (a new one, or the index
+//! lost), its flags are HDR's. Flags set over IMAP go into the index
+//! first; [`Store::write_back`] writes those that differ from their HDR
+//! into the file (Dovecot's lazy writes: the session calls it at CHECK,
+//! CLOSE, UNSELECT, EXPUNGE, LOGOUT and when it leaves the folder) and
+//! makes HDR the new flags, so the next snapshot finds the headers it
+//! expects and reports no change. A change of the headers by another
+//! program (mutt, Dovecot) shows as a new HDR and wins. The store's keys
+//! leave the flag headers out, so neither changes a message's UID.
+//! APPEND and COPY into an mbox append as local delivery does
+//! ([`Mbox::append`]); EXPUNGE rewrites the file in place under
 //! local(8)'s locks.
 
 use std::fs;
@@ -21,7 +28,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::store::flags::{Flags, split_info, with_flags};
 use crate::store::index::{Index, Sub};
+use crate::store::keywords::Keywords;
 use crate::store::maildir::Token;
+use crate::store::mbox::{FlagsChange, HeaderFlags};
 use crate::store::{Maildir, Mbox, Message, Snapshot};
 
 /// A folder's messages on disk.
@@ -41,13 +50,6 @@ pub enum Stamp {
 /// Changes to an mbox more recent than this are not trusted to show in
 /// its mtime.
 const MBOX_SETTLE: Duration = Duration::from_secs(1);
-
-fn unsupported() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "messages cannot be added to an mbox INBOX over IMAP",
-    )
-}
 
 impl Store {
     /// The folder's [`Stamp`] now; `None` when it may be changing.
@@ -73,14 +75,26 @@ impl Store {
     }
 
     /// The messages now; for an mbox, named for the index as the module
-    /// doc says (the index's records tell which flags are the client's).
-    pub fn snapshot(&self, index: &Index) -> io::Result<Snapshot> {
+    /// doc says (the index's records tell which flags are the client's),
+    /// the keywords of `X-Keywords:` given letters in `keywords` (true in
+    /// the second place when it got new ones, to be saved).
+    pub fn snapshot(&self, index: &Index, keywords: &mut Keywords) -> io::Result<(Snapshot, bool)> {
         match self {
-            Store::Maildir(m) => m.snapshot(),
+            Store::Maildir(m) => Ok((m.snapshot()?, false)),
             Store::Mbox(m) => {
-                let mut snap = m.snapshot()?;
+                let (mut snap, words) = m.snapshot_with_keywords()?;
+                let mut added = false;
                 let root = m.path();
                 for msg in &mut snap.messages {
+                    for w in words.get(&msg.uid).into_iter().flatten() {
+                        let (letter, new) = keywords.letter_or_add(w);
+                        added |= new;
+                        if let Some(l) = letter {
+                            msg.flags.keywords.push(l);
+                        }
+                    }
+                    msg.flags.keywords.sort_unstable();
+                    msg.flags.keywords.dedup();
                     let hdr = msg.flags.to_string();
                     let known = index.get(msg.uid);
                     let same_headers = known.is_some_and(|r| header_part(&r.name) == Some(&hdr));
@@ -101,9 +115,62 @@ impl Store {
                     msg.recent = recent;
                     msg.flags = flags;
                 }
-                Ok(snap)
+                Ok((snap, added))
             }
         }
+    }
+
+    /// For an mbox: writes the flags that sessions changed since the
+    /// file's headers last held them (a record whose flags differ from its
+    /// HDR) into the file, and records the new HDRs in the index (so the
+    /// next snapshot finds what it expects: no change to report). Returns
+    /// how many messages were written. Nothing to do for a Maildir.
+    pub fn write_back(&self, index: &mut Index, keywords: &Keywords) -> io::Result<usize> {
+        let Store::Mbox(m) = self else {
+            return Ok(0);
+        };
+        let mut changes = Vec::new();
+        let mut names = Vec::new();
+        for r in index.records() {
+            let Some((key, hdr)) = split_info(&r.name).0.rsplit_once(",H=") else {
+                continue;
+            };
+            let flags = r.flags();
+            let now = header_letters(&flags, keywords);
+            if now == hdr {
+                continue;
+            }
+            changes.push(FlagsChange {
+                key: key.to_string(),
+                expect: header_flags(&Flags::parse(hdr), keywords, true),
+                new: header_flags(&flags, keywords, true),
+            });
+            let name = with_flags(&format!("{key},H={now}"), &flags);
+            names.push((r.uid, name));
+        }
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let done = m.write_flags(&changes)?;
+        let renames: Vec<(u32, Sub, &str)> = names
+            .iter()
+            .zip(&done)
+            .filter(|(_, d)| **d)
+            .map(|((uid, name), _)| (*uid, Sub::Cur, name.as_str()))
+            .collect();
+        index.renamed_many(&renames)?;
+        Ok(renames.len())
+    }
+
+    /// For an mbox: are there flags to write back ([`Store::write_back`])?
+    pub fn needs_write_back(&self, index: &Index, keywords: &Keywords) -> bool {
+        matches!(self, Store::Mbox(_))
+            && index.records().iter().any(|r| {
+                split_info(&r.name)
+                    .0
+                    .rsplit_once(",H=")
+                    .is_some_and(|(_, hdr)| header_letters(&r.flags(), keywords) != hdr)
+            })
     }
 
     pub fn read(&self, m: &Message) -> io::Result<Vec<u8>> {
@@ -159,26 +226,108 @@ impl Store {
         }
     }
 
+    /// Copies messages in, with their flags (keyword letters named by
+    /// `keywords`, the folder's). Into an mbox: appended as
+    /// [`Mbox::append`] does, each read from the mbox it is in (this one)
+    /// or from its file.
     pub fn copy_in(
         &self,
         sources: &[(&Message, Flags)],
+        keywords: &Keywords,
     ) -> io::Result<Vec<Option<(u32, PathBuf)>>> {
         match self {
             Store::Maildir(d) => d.copy_in(sources),
-            Store::Mbox(_) => Err(unsupported()),
+            Store::Mbox(b) => {
+                let mut out = Vec::with_capacity(sources.len());
+                for (m, flags) in sources {
+                    let data = if m.path.starts_with(b.path()) {
+                        b.read(m)
+                    } else {
+                        fs::read(&m.path)
+                    };
+                    let data = match data {
+                        Ok(d) => d,
+                        // Gone meanwhile: not copied.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            out.push(None);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    out.push(Some(mbox_append(
+                        b,
+                        &data,
+                        flags,
+                        keywords,
+                        Some(m.internal_date),
+                    )?));
+                }
+                Ok(out)
+            }
         }
     }
 
+    /// Adds a message with `flags` (keyword letters named by `keywords`).
     pub fn append(
         &self,
         message: &[u8],
         flags: &Flags,
+        keywords: &Keywords,
         internal_date: Option<SystemTime>,
     ) -> io::Result<(u32, PathBuf)> {
         match self {
             Store::Maildir(d) => d.append(message, flags, internal_date),
-            Store::Mbox(_) => Err(unsupported()),
+            Store::Mbox(b) => mbox_append(b, message, flags, keywords, internal_date),
         }
+    }
+}
+
+/// Appends to an mbox; the UID and the index path the message will have.
+fn mbox_append(
+    b: &Mbox,
+    message: &[u8],
+    flags: &Flags,
+    keywords: &Keywords,
+    internal_date: Option<SystemTime>,
+) -> io::Result<(u32, PathBuf)> {
+    // With flags it is not recent (as a snapshot would see it).
+    let old = *flags != Flags::default();
+    let hf = header_flags(flags, keywords, old);
+    let uid = b.append(message, &hf, internal_date.unwrap_or_else(SystemTime::now))?;
+    Ok((uid, b.path().join(if old { "cur" } else { "new" })))
+}
+
+/// The flags an mbox's headers can hold, as the HDR of an index name:
+/// the letters of the system flags but `P`, and of the keywords that have
+/// names.
+fn header_letters(flags: &Flags, keywords: &Keywords) -> String {
+    Flags {
+        passed: false,
+        keywords: flags
+            .keywords
+            .iter()
+            .copied()
+            .filter(|&l| keywords.name(l).is_some())
+            .collect(),
+        ..flags.clone()
+    }
+    .to_string()
+}
+
+/// Maildir flags as an mbox's header fields hold them.
+fn header_flags(flags: &Flags, keywords: &Keywords, old: bool) -> HeaderFlags {
+    HeaderFlags {
+        flags: Flags {
+            keywords: Vec::new(),
+            passed: false,
+            ..flags.clone()
+        },
+        keywords: flags
+            .keywords
+            .iter()
+            .filter_map(|&l| keywords.name(l).map(str::to_string))
+            .collect(),
+        old,
     }
 }
 

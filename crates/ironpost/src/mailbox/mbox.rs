@@ -298,7 +298,7 @@ pub fn deliver(
 }
 
 /// Does the file (of length `len`) end in something other than a line end?
-fn needs_line_end(file: &File, len: u64) -> io::Result<bool> {
+pub(crate) fn needs_line_end(file: &File, len: u64) -> io::Result<bool> {
     if len == 0 {
         return Ok(false);
     }
@@ -309,7 +309,7 @@ fn needs_line_end(file: &File, len: u64) -> io::Result<bool> {
 
 /// Runs `write` (which appends to `file`), then fsyncs. If either fails,
 /// truncates the file back to `old_len` and returns the error.
-fn append(
+pub(crate) fn append(
     file: &File,
     old_len: u64,
     write: impl FnOnce(&File) -> io::Result<()>,

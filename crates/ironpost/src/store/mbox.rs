@@ -1,12 +1,16 @@
 //! One mbox file (`/var/mail/USER`, `~/mbox`) as POP3 and IMAP read it:
-//! the messages with UIDs that stay, their flags, reading, expunge. The
-//! mbox itself is never given ironpost's own data: the UIDs live in a
-//! state directory of ours, outside the mail spool.
+//! the messages with UIDs that stay, their flags, reading, expunge, flags
+//! written into the headers, messages appended. The mbox is given no data
+//! of ironpost's own beyond the flag headers mail readers write too: the
+//! UIDs live in a state directory of ours, outside the mail spool.
 //!
 //! ## Map
 //! - [`Mbox`]: one mbox file and its state directory. [`Mbox::open`],
 //!   then [`Mbox::snapshot`] (the same [`Snapshot`] and [`Message`] as a
-//!   Maildir's), [`Mbox::read`], [`Mbox::expunge`].
+//!   Maildir's; [`Mbox::snapshot_with_keywords`] also gives the
+//!   keywords by name), [`Mbox::read`], [`Mbox::expunge`],
+//!   [`Mbox::write_flags`] ([`FlagsChange`], [`HeaderFlags`]),
+//!   [`Mbox::append`].
 //! - the scanner (`scan`): splits the file into messages, one pass, the
 //!   file never held in memory whole; gives each its place, key, sizes,
 //!   flags and date.
@@ -38,7 +42,9 @@
 //! a message's content or size. `flags` come from
 //! the `Status:` (`R` seen; `O` old, i.e. not `recent`) and `X-Status:`
 //! (`A` answered, `F` flagged, `T` draft, `D` deleted) headers that mutt,
-//! pine and Dovecot write. `internal_date` is the `From ` line's date
+//! pine and Dovecot write; the keywords (by name, which the IMAP folder
+//! turns into its letters) from `X-Keywords:` (separated by spaces or
+//! commas, as Dovecot reads it). `internal_date` is the `From ` line's date
 //! (asctime(3), local time, or with a numeric zone), else the file's
 //! mtime. Where each message lies in the file (its span) is kept inside
 //! the [`Mbox`], by key, from its last scan.
@@ -130,6 +136,47 @@
 //! Delivery appends after whatever is there. A dot lock left by the
 //! crash is removed after 500 s (delivery's stale rule); until then
 //! deliveries wait and are deferred.
+//!
+//! ## Flags: written in place, the headers may grow
+//! [`Mbox::write_flags`] writes flags as Dovecot does (checked against
+//! Dovecot 2.3's imap on the same files): `Status: RO` (`R` seen, `O` old:
+//! always, since a session has seen the message), `X-Status: AFTD` (in
+//! that order), `X-Keywords: $Label1 Junk`. A field the message has is
+//! rewritten where it is (an empty value kept, `X-Status: `, as Dovecot
+//! leaves it; repeats of it dropped); a missing one is added, unless
+//! empty, at the end of the header section, before its empty line.
+//! `Content-Length:` and `Lines:` are left as they are (the body does not
+//! change). Dovecot's `X-UID`, `X-IMAPbase` and the padding it leaves
+//! after `X-Keywords:` for later rewrites are not written: the UIDs are in
+//! the state directory. A change names what the headers held when the
+//! caller looked; if another program changed them since, that change
+//! wins and ours is skipped. The key leaves these fields out, so keys and
+//! UIDs stay, and so does what clients are shown.
+//!
+//! The file is rewritten in place, as an expunge is and for the same
+//! reason, under the same locks, but the headers may grow: every stretch
+//! between two changed headers (and after the last, up to the file's
+//! length once the locks are held) moves by the sum of the changes
+//! before it. Those that move up (towards the end) are moved first, from
+//! the last one back and each from its end, which extends the file; then
+//! those that move down, from the first, each from its start; then the
+//! new header sections are written into the gaps, the file truncated if
+//! it shrank, and fsync'd. No move overwrites bytes not yet moved. A
+//! crash midway leaves every old byte somewhere in the file, with parts
+//! of it twice (a stretch both where it was and where it went), and the
+//! headers being written old or new; nothing before the first changed
+//! message is touched. Bytes appended meanwhile by a writer that ignores
+//! both locks are moved down after a shrink, as an expunge does; after a
+//! growth they may be overwritten (a warning is logged).
+//!
+//! ## Append
+//! [`Mbox::append`] (IMAP APPEND and COPY) writes what delivery writes
+//! ([`crate::mailbox::mbox::encode`]: a `From MAILER-DAEMON  <date>`
+//! line, `>From ` quoting, the empty line after), the message's flags
+//! put into its headers as above, under the same locks, fsync'd and cut
+//! off again if that fails; a missing file is created by delivery
+//! itself. It then takes a snapshot under the same locks to return the
+//! message's UID.
 //!
 //! Everything here blocks (file I/O, locks, commits); async callers use
 //! `spawn_blocking`.
@@ -251,8 +298,62 @@ impl Mbox {
     /// The messages now, by UID (see the module doc). Writes only the UID
     /// list (committed before it returns), never the mbox.
     pub fn snapshot(&self) -> io::Result<Snapshot> {
+        self.snapshot_with_keywords().map(|(s, _)| s)
+    }
+
+    /// [`Mbox::snapshot`], and the keywords of each message's
+    /// `X-Keywords:` by UID (messages without any left out): a
+    /// [`Message`]'s flags hold keywords as Maildir letters, which only
+    /// the folder's keywords file names.
+    pub fn snapshot_with_keywords(&self) -> io::Result<(Snapshot, HashMap<u32, Vec<String>>)> {
         let locked = self.lock()?;
-        let (view, mtime) = match &locked.file {
+        let (view, list, mtime) = self.look(locked.file.as_ref())?;
+        drop(locked);
+
+        let by_key: HashMap<&str, usize> = view
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
+        let mut keywords = HashMap::new();
+        let messages = list
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let s = &view.messages[*by_key.get(e.base.as_str())?];
+                let words = s.fields.keywords();
+                if !words.is_empty() {
+                    keywords.insert(e.uid, words);
+                }
+                Some(Message {
+                    uid: e.uid,
+                    base: e.base.clone(),
+                    path: self.path.clone(),
+                    size: s.span.len - s.hidden,
+                    wire_size: s.wire,
+                    flags: s.fields.flags(),
+                    internal_date: s.date.unwrap_or(mtime),
+                    recent: s.fields.recent(),
+                    pop3_uidl: None,
+                })
+            })
+            .collect();
+        Ok((
+            Snapshot {
+                uidvalidity: list.uidvalidity,
+                uidnext: list.next_uid,
+                messages,
+            },
+            keywords,
+        ))
+    }
+
+    /// Under the locks: scans the file (`None`: there is none), brings the
+    /// UID list in line (written when it changed) and remembers the
+    /// spans. The view, the list and the file's mtime.
+    fn look(&self, file: Option<&File>) -> io::Result<(View, UidList, SystemTime)> {
+        let (view, mtime) = match file {
             Some(f) => {
                 let mtime = f
                     .metadata()
@@ -278,37 +379,116 @@ impl Mbox {
             self.write_list(&list)?;
         }
         self.remember(&view);
-        drop(locked);
+        Ok((view, list, mtime))
+    }
 
-        let by_key: HashMap<&str, usize> = view
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.as_str(), i))
-            .collect();
-        let messages = list
-            .entries
-            .iter()
-            .filter_map(|e| {
-                let s = &view.messages[*by_key.get(e.base.as_str())?];
-                Some(Message {
-                    uid: e.uid,
-                    base: e.base.clone(),
-                    path: self.path.clone(),
-                    size: s.span.len - s.hidden,
-                    wire_size: s.wire,
-                    flags: s.fields.flags(),
-                    internal_date: s.date.unwrap_or(mtime),
-                    recent: s.fields.recent(),
-                    pop3_uidl: None,
-                })
-            })
-            .collect();
-        Ok(Snapshot {
-            uidvalidity: list.uidvalidity,
-            uidnext: list.next_uid,
-            messages,
+    /// Writes the flags of messages into their `Status:`, `X-Status:` and
+    /// `X-Keywords:` header fields, in place (see the module doc), and
+    /// fsyncs. Each change names its message by key and says what its
+    /// headers held when the caller last looked (`expect`): a message
+    /// whose headers another program changed since (or that is gone) is
+    /// skipped. True for each change that is in the file now. Keys, UIDs,
+    /// and what clients are shown of every message stay the same.
+    pub fn write_flags(&self, changes: &[FlagsChange]) -> io::Result<Vec<bool>> {
+        let mut done = vec![false; changes.len()];
+        if changes.is_empty() {
+            return Ok(done);
+        }
+        let locked = self.lock()?;
+        let Some(file) = &locked.file else {
+            return Ok(done);
+        };
+        let view = View::new(scan(file, 0, false).map_err(|e| self.read_error(e))?);
+        let mut edits: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+        for (i, c) in changes.iter().enumerate() {
+            let Some(p) = view.position(&c.key) else {
+                continue;
+            };
+            let s = &view.messages[p];
+            let now = s.fields.header_flags();
+            if !now.same(&c.expect) && !now.same(&c.new) {
+                continue;
+            }
+            let mut head = vec![0u8; (s.header_end - s.span.content) as usize];
+            file.read_exact_at(&mut head, s.span.content)
+                .map_err(|e| self.read_error(e))?;
+            let Some(new_head) = with_flag_headers(&head, &c.new) else {
+                continue;
+            };
+            if new_head != head {
+                edits.push((s.span.content, s.header_end, new_head));
+            }
+            done[i] = true;
+        }
+        if !edits.is_empty() {
+            edits.sort_by_key(|e| e.0);
+            self.splice(file, &edits)?;
+            let view = View::new(scan(file, 0, false).map_err(|e| self.read_error(e))?);
+            self.remember(&view);
+        }
+        Ok(done)
+    }
+
+    /// Appends a message as delivery does (a `From ` line with
+    /// `MAILER-DAEMON` and `date`, `>From ` quoting, the empty line after
+    /// it; under the same locks; fsync'd, cut off again if that fails),
+    /// with `flags` in its `Status:`, `X-Status:` and `X-Keywords:`
+    /// fields (those the message had are replaced). Returns its UID.
+    pub fn append(&self, message: &[u8], flags: &HeaderFlags, date: SystemTime) -> io::Result<u32> {
+        let data = delivery::encode("", date, &with_flags_in_message(message, flags));
+        let mut locked = self.lock()?;
+        if locked.file.is_none() {
+            // Created as delivery creates it, under its own locks.
+            drop(locked);
+            delivery::deliver(
+                &self.path,
+                "",
+                date,
+                &with_flags_in_message(message, flags),
+                &MboxOptions::default(),
+            )?;
+            locked = self.lock()?;
+            let (view, list, _) = self.look(locked.file.as_ref())?;
+            // The last message is ours unless a delivery came between.
+            return self.uid_at(&view, &list, view.messages.last().map(|m| m.span.start));
+        }
+        let Some(file) = locked.file.as_ref() else {
+            return Err(io::Error::other("the mbox file went away"));
+        };
+        let path = self.path.display();
+        let old_len = file
+            .metadata()
+            .map_err(|e| context(format!("stat {path}"), e))?
+            .len();
+        let mut start = old_len;
+        delivery::append(file, old_len, |f| {
+            if delivery::needs_line_end(f, old_len)? {
+                f.write_all_at(b"\n", old_len)?;
+                start += 1;
+            }
+            f.write_all_at(&data, start)
         })
+        .map_err(|e| context(format!("append to {path}"), e))?;
+        let (view, list, _) = self.look(Some(file))?;
+        self.uid_at(&view, &list, Some(start))
+    }
+
+    /// The UID of the message that starts at `start`.
+    fn uid_at(&self, view: &View, list: &UidList, start: Option<u64>) -> io::Result<u32> {
+        let key = view
+            .messages
+            .iter()
+            .zip(&view.keys)
+            .find(|(m, _)| Some(m.span.start) == start)
+            .map(|(_, k)| k);
+        key.and_then(|k| list.entries.iter().find(|e| &e.base == k))
+            .map(|e| e.uid)
+            .ok_or_else(|| {
+                io::Error::other(format!(
+                    "{}: the message just appended is not where it was written",
+                    self.path.display()
+                ))
+            })
     }
 
     /// The message's content as stored (LF line ends, as the file has
@@ -458,6 +638,84 @@ impl Mbox {
         file.set_len(to)
             .and_then(|()| file.sync_all())
             .map_err(|e| context(format!("truncate {path}"), e))
+    }
+
+    /// Replaces each `(start, end, bytes)` range of the file with its
+    /// bytes, in place; what lies between the ranges and after the last
+    /// one moves down or up with them (see the module doc), then fsync.
+    /// `edits` are in file order and do not overlap.
+    fn splice(&self, file: &File, edits: &[(u64, u64, Vec<u8>)]) -> io::Result<()> {
+        let path = self.path.display();
+        let stat = |file: &File| {
+            file.metadata()
+                .map(|m| m.len())
+                .map_err(|e| context(format!("stat {path}"), e))
+        };
+        // Whatever is there now, bytes appended by lock-ignoring writers
+        // since the scan included.
+        let len = stat(file)?;
+        // The stretches that stay as they are, and how far each moves.
+        let mut stretches: Vec<(u64, u64, i64)> = Vec::with_capacity(edits.len());
+        let mut shift: i64 = 0;
+        for (i, (start, end, bytes)) in edits.iter().enumerate() {
+            shift += bytes.len() as i64 - (end - start) as i64;
+            let until = edits.get(i + 1).map_or(len, |e| e.0);
+            stretches.push((*end, until.max(*end), shift));
+        }
+        let mut buf = vec![0u8; COPY_CHUNK];
+        // Those that move up from the last, then those that move down
+        // from the first: none overwrites bytes not yet moved.
+        for &(from, until, by) in stretches.iter().rev().filter(|s| s.2 > 0) {
+            move_bytes(file, &mut buf, from, until, by)
+                .map_err(|e| context(format!("rewrite {path}"), e))?;
+        }
+        for &(from, until, by) in stretches.iter().filter(|s| s.2 < 0) {
+            move_bytes(file, &mut buf, from, until, by)
+                .map_err(|e| context(format!("rewrite {path}"), e))?;
+        }
+        let mut by: i64 = 0;
+        for (start, end, bytes) in edits {
+            let at = start.saturating_add_signed(by);
+            file.write_all_at(bytes, at)
+                .map_err(|e| context(format!("write {path}"), e))?;
+            by += bytes.len() as i64 - (end - start) as i64;
+        }
+        let mut new_len = len.saturating_add_signed(by);
+        if by < 0 {
+            // As in `rewrite`: what a lock-ignoring writer appended
+            // meanwhile moves down too.
+            let mut old_end = len;
+            loop {
+                let now = stat(file)?;
+                if now <= old_end {
+                    break;
+                }
+                tracing::warn!(
+                    "{path}: {} bytes appended without the mailbox locks while flags were written",
+                    now - old_end
+                );
+                let mut to = new_len;
+                let mut at = old_end;
+                while at < now {
+                    let n = (now - at).min(buf.len() as u64) as usize;
+                    file.read_exact_at(&mut buf[..n], at)
+                        .and_then(|()| file.write_all_at(&buf[..n], to))
+                        .map_err(|e| context(format!("rewrite {path}"), e))?;
+                    at += n as u64;
+                    to += n as u64;
+                }
+                new_len = to;
+                old_end = now;
+            }
+            file.set_len(new_len)
+                .map_err(|e| context(format!("truncate {path}"), e))?;
+        } else if stat(file)? > new_len {
+            tracing::warn!(
+                "{path}: bytes appended without the mailbox locks while flags were written"
+            );
+        }
+        file.sync_all()
+            .map_err(|e| context(format!("fsync {path}"), e))
     }
 
     /// The message whose `From ` line starts at `at`, if a message starts
@@ -654,6 +912,30 @@ impl Mbox {
             .map_err(|e| context(format!("rename {} to {UIDLIST}", tmp.display()), e))?;
         crate::durable::commit(&self.state_dir)
     }
+}
+
+/// Moves the bytes `from..until` of the file by `by` (either way, the
+/// two places may overlap), `buf` at a time.
+fn move_bytes(file: &File, buf: &mut [u8], from: u64, until: u64, by: i64) -> io::Result<()> {
+    if by > 0 {
+        let mut end = until;
+        while end > from {
+            let n = (end - from).min(buf.len() as u64) as usize;
+            let at = end - n as u64;
+            file.read_exact_at(&mut buf[..n], at)?;
+            file.write_all_at(&buf[..n], at.saturating_add_signed(by))?;
+            end = at;
+        }
+    } else if by < 0 {
+        let mut at = from;
+        while at < until {
+            let n = (until - at).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..n], at)?;
+            file.write_all_at(&buf[..n], at.saturating_add_signed(by))?;
+            at += n as u64;
+        }
+    }
+    Ok(())
 }
 
 /// Is `found` the message of key `key`? Only a key without `#n` can be
@@ -902,6 +1184,9 @@ struct Scanned {
     fields: Fields,
     /// From the `From ` line.
     date: Option<SystemTime>,
+    /// Where the header section ends: its empty line, or the content's
+    /// end when it has none.
+    header_end: u64,
 }
 
 /// The header fields the store reads, first occurrence of each, values
@@ -913,12 +1198,14 @@ struct Fields {
     x_uid: Option<Vec<u8>>,
     x_imapbase: Option<Vec<u8>>,
     x_imap: Option<Vec<u8>>,
+    x_keywords: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
     Status,
     XStatus,
+    XKeywords,
     XUid,
     XImapBase,
     XImap,
@@ -929,6 +1216,7 @@ impl Fields {
         match which {
             Which::Status => &mut self.status,
             Which::XStatus => &mut self.x_status,
+            Which::XKeywords => &mut self.x_keywords,
             Which::XUid => &mut self.x_uid,
             Which::XImapBase => &mut self.x_imapbase,
             Which::XImap => &mut self.x_imap,
@@ -980,6 +1268,217 @@ impl Fields {
     fn pseudo_marker(&self) -> bool {
         self.x_imap.is_some()
     }
+
+    /// The keywords of `X-Keywords:` (separated by spaces or commas, as
+    /// Dovecot reads them); words that cannot be IMAP keywords are
+    /// skipped, and so are repeats (compared without regard to case).
+    fn keywords(&self) -> Vec<String> {
+        let value = Fields::letters(&self.x_keywords);
+        let mut out: Vec<String> = Vec::new();
+        for word in value.split(|b| matches!(b, b' ' | b',' | b'\t' | b'\r' | b'\n')) {
+            let Ok(word) = std::str::from_utf8(word) else {
+                continue;
+            };
+            if is_keyword(word) && !out.iter().any(|k| k.eq_ignore_ascii_case(word)) {
+                out.push(word.to_string());
+            }
+        }
+        out
+    }
+
+    /// The flags these headers hold.
+    fn header_flags(&self) -> HeaderFlags {
+        HeaderFlags {
+            flags: self.flags(),
+            keywords: self.keywords(),
+            old: !self.recent(),
+        }
+    }
+}
+
+/// Can `word` be an IMAP keyword (an atom, RFC 9051 §9: no
+/// `(){ %*"\]`, no controls, not a `\` system flag)?
+fn is_keyword(word: &str) -> bool {
+    !word.is_empty()
+        && word.len() <= 255
+        && word
+            .bytes()
+            .all(|b| b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b))
+}
+
+/// A message's flags as its `Status:`, `X-Status:` and `X-Keywords:`
+/// header fields hold them, the way Dovecot and mutt write them:
+/// `Status: R` seen, `O` old (not recent); `X-Status: A` answered, `F`
+/// flagged, `T` draft, `D` deleted; `X-Keywords:` the keywords by name,
+/// separated by spaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderFlags {
+    /// The system flags (its `keywords` and `passed` are not used).
+    pub flags: Flags,
+    /// Keywords by name.
+    pub keywords: Vec<String>,
+    /// `Status: O`: a session has seen the message (it is not recent).
+    pub old: bool,
+}
+
+impl HeaderFlags {
+    /// The same flags and keywords (keywords in any order and case; `old`
+    /// not compared).
+    pub fn same(&self, other: &HeaderFlags) -> bool {
+        let f = |h: &HeaderFlags| {
+            (
+                h.flags.seen,
+                h.flags.answered,
+                h.flags.flagged,
+                h.flags.draft,
+                h.flags.deleted,
+            )
+        };
+        let mut a: Vec<String> = self
+            .keywords
+            .iter()
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        let mut b: Vec<String> = other
+            .keywords
+            .iter()
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        a.sort_unstable();
+        a.dedup();
+        b.sort_unstable();
+        b.dedup();
+        f(self) == f(other) && a == b
+    }
+
+    /// `Status:`'s value: `R` then `O`, as Dovecot writes them.
+    fn status(&self) -> String {
+        let mut s = String::new();
+        if self.flags.seen {
+            s.push('R');
+        }
+        if self.old {
+            s.push('O');
+        }
+        s
+    }
+
+    /// `X-Status:`'s value, in Dovecot's order `AFTD`.
+    fn x_status(&self) -> String {
+        let f = &self.flags;
+        [
+            (f.answered, 'A'),
+            (f.flagged, 'F'),
+            (f.draft, 'T'),
+            (f.deleted, 'D'),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, c)| *c)
+        .collect()
+    }
+
+    fn x_keywords(&self) -> String {
+        let words: Vec<&str> = self
+            .keywords
+            .iter()
+            .map(String::as_str)
+            .filter(|k| is_keyword(k))
+            .collect();
+        words.join(" ")
+    }
+}
+
+/// A change for [`Mbox::write_flags`].
+#[derive(Debug, Clone)]
+pub struct FlagsChange {
+    /// The message's key ([`Message::base`]).
+    pub key: String,
+    /// What its headers held at the caller's last look.
+    pub expect: HeaderFlags,
+    pub new: HeaderFlags,
+}
+
+/// A whole message (as a client gives it to APPEND) with its flag
+/// fields set as [`with_flag_headers`] sets them.
+fn with_flags_in_message(message: &[u8], flags: &HeaderFlags) -> Vec<u8> {
+    let mut at = 0;
+    let mut end = message.len();
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line == b"\n" || line == b"\r\n" {
+            end = at;
+            break;
+        }
+        at += line.len();
+    }
+    let mut head = message[..end].to_vec();
+    if !head.is_empty() && !head.ends_with(b"\n") {
+        head.extend_from_slice(b"\r\n");
+    }
+    let mut out = with_flag_headers(&head, flags).unwrap_or(head);
+    if end == message.len() {
+        // No body: the empty line that ends the header section.
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(&message[end..]);
+    }
+    out
+}
+
+/// The header section `head` (from after the `From ` line to before the
+/// empty line that ends it) with its `Status:`, `X-Status:` and
+/// `X-Keywords:` fields saying `flags`: an existing field is rewritten
+/// where it is (later repeats of it dropped, an empty value kept as
+/// Dovecot keeps it: `X-Status: `), a missing one added at the end, in
+/// this order, unless empty. `None` when the section does not end in a
+/// line end (nothing could be added after it without changing it).
+fn with_flag_headers(head: &[u8], flags: &HeaderFlags) -> Option<Vec<u8>> {
+    if !head.is_empty() && !head.ends_with(b"\n") {
+        return None;
+    }
+    let crlf = head.ends_with(b"\r\n");
+    let eol: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    let wanted = [
+        (Which::Status, "Status", flags.status()),
+        (Which::XStatus, "X-Status", flags.x_status()),
+        (Which::XKeywords, "X-Keywords", flags.x_keywords()),
+    ];
+    let mut written = [false; 3];
+    let mut out = Vec::with_capacity(head.len() + 64);
+    // The field the current line belongs to: one of `wanted` (skipped).
+    let mut skipping = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        if !matches!(line[0], b' ' | b'\t') {
+            let colon = line.iter().position(|&b| b == b':');
+            let name = &line[..colon.unwrap_or(line.len())];
+            let which = classify(name).1;
+            skipping = false;
+            if let Some(i) = wanted.iter().position(|w| Some(w.0) == which) {
+                skipping = true;
+                if !written[i] {
+                    written[i] = true;
+                    let (_, name, value) = &wanted[i];
+                    let line_eol: &[u8] = if line.ends_with(b"\r\n") {
+                        b"\r\n"
+                    } else {
+                        b"\n"
+                    };
+                    out.extend_from_slice(format!("{name}: {value}").as_bytes());
+                    out.extend_from_slice(line_eol);
+                }
+            }
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    for (i, (_, name, value)) in wanted.iter().enumerate() {
+        if !written[i] && !value.is_empty() {
+            out.extend_from_slice(format!("{name}: {value}").as_bytes());
+            out.extend_from_slice(eol);
+        }
+    }
+    Some(out)
 }
 
 /// Header fields that are the mailbox's own bookkeeping, not the
@@ -1033,7 +1532,8 @@ fn classify(name: &[u8]) -> (bool, Option<Which>) {
         b"x-uid" => (false, Some(Which::XUid)),
         b"x-imapbase" => (false, Some(Which::XImapBase)),
         b"x-imap" => (false, Some(Which::XImap)),
-        b"x-keywords" | b"content-length" | b"lines" => (false, None),
+        b"x-keywords" => (false, Some(Which::XKeywords)),
+        b"content-length" | b"lines" => (false, None),
         _ => (true, None),
     }
 }
@@ -1056,6 +1556,8 @@ struct Building {
     hidden: u64,
     hidden_wire: u64,
     fields: Fields,
+    /// Where the empty line that ends the header section is.
+    header_end: Option<u64>,
 }
 
 impl Building {
@@ -1073,6 +1575,7 @@ impl Building {
             hidden: 0,
             hidden_wire: 0,
             fields: Fields::default(),
+            header_end: None,
         }
     }
 
@@ -1097,6 +1600,7 @@ impl Building {
         if line_start {
             if piece == b"\n" || piece == b"\r\n" {
                 self.in_headers = false;
+                self.header_end = Some(at);
                 return;
             }
             if !matches!(piece[0], b' ' | b'\t') {
@@ -1136,7 +1640,9 @@ impl Building {
             _ => (end, self.wire),
         };
         let wire = wire - self.hidden_wire;
+        let header_end = self.header_end.unwrap_or(content_end).min(content_end);
         Scanned {
+            header_end,
             span: Span {
                 start: self.start,
                 content,

@@ -16,7 +16,9 @@
 //! - `lock`: the lock of a UID list: a mutex per Maildir between threads,
 //!   the dot lock `ironpost-uidlist.lock` between processes.
 //! - [`mbox`]: [`Mbox`], one mbox file (`/var/mail/USER`): the same
-//!   snapshots, `read` and `expunge` (in place, under delivery's locks),
+//!   snapshots, `read` and `expunge`, and `write_flags` (the `Status:`,
+//!   `X-Status:` and `X-Keywords:` headers) and `append` (in place, under
+//!   delivery's locks),
 //!   UIDs kept in a state directory outside the spool, keyed by a hash of
 //!   each message's `From ` line and headers; Dovecot's `X-IMAPbase` and
 //!   `X-UID` taken over.

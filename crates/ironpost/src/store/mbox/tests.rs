@@ -799,3 +799,348 @@ fn bookkeeping_headers_are_hidden_so_flags_never_change_a_message() {
     assert_eq!(m.size, content.len() as u64);
     assert_eq!(m.wire_size, content.len() as u64 + 5);
 }
+
+fn header_flags(letters: &str, keywords: &[&str]) -> HeaderFlags {
+    HeaderFlags {
+        flags: Flags::parse(letters),
+        keywords: keywords.iter().map(|k| k.to_string()).collect(),
+        old: true,
+    }
+}
+
+fn change(m: &Message, expect: HeaderFlags, new: HeaderFlags) -> FlagsChange {
+    FlagsChange {
+        key: m.base.clone(),
+        expect,
+        new,
+    }
+}
+
+#[test]
+fn x_keywords_are_read_as_dovecot_writes_them() {
+    let f = Fixture::new();
+    let text = format!(
+        "From a@b  {DATE}\nSubject: x\nX-Keywords: $Label1, Junk  junk bad(word \\Seen\n  NonJunk\nStatus: O\n\nbody\n\n\
+         From a@b  {DATE}\nSubject: y\nX-Keywords:                 \n\nbody\n\n"
+    );
+    f.write(text.as_bytes());
+    let (s, words) = f.mbox.snapshot_with_keywords().unwrap();
+    assert_eq!(s.messages.len(), 2);
+    assert_eq!(
+        words.get(&s.messages[0].uid).cloned().unwrap_or_default(),
+        ["$Label1", "Junk", "NonJunk"]
+    );
+    assert!(!words.contains_key(&s.messages[1].uid));
+    // Hidden from clients as before.
+    assert_eq!(
+        f.mbox.read(&s.messages[0]).unwrap(),
+        b"Subject: x\n\nbody\n"
+    );
+}
+
+#[test]
+fn flags_round_trip_through_the_file_in_dovecots_format() {
+    let f = Fixture::new();
+    for i in 0..3 {
+        f.deliver("a@b.test", &subject(i));
+    }
+    // A mail reader's `Status:` in the middle of the header of the third.
+    let text = String::from_utf8(f.bytes()).unwrap().replacen(
+        "From: a@b.test\nSubject: 2\n",
+        "From: a@b.test\nStatus: O\nSubject: 2\n",
+        1,
+    );
+    f.write(text.as_bytes());
+    let s = f.mbox.snapshot().unwrap();
+    let before = contents(&f.mbox, &s);
+    let none = HeaderFlags::default();
+    let done = f
+        .mbox
+        .write_flags(&[
+            change(
+                &s.messages[1],
+                none.clone(),
+                header_flags("SF", &["$Label1", "Junk"]),
+            ),
+            change(
+                &s.messages[2],
+                HeaderFlags {
+                    old: true,
+                    ..HeaderFlags::default()
+                },
+                header_flags("RDT", &[]),
+            ),
+        ])
+        .unwrap();
+    assert_eq!(done, [true, true]);
+    let text = String::from_utf8(f.bytes()).unwrap();
+    // Added before the empty line that ends the header, in Dovecot's
+    // order and letters; an existing field rewritten where it was.
+    assert!(
+        text.contains(
+            "From: a@b.test\nSubject: 1\nStatus: RO\nX-Status: F\nX-Keywords: $Label1 Junk\n\nbody 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("From: a@b.test\nStatus: O\nSubject: 2\nX-Status: ATD\n\nbody 2\n"),
+        "{text}"
+    );
+    assert!(text.starts_with("From a@b.test  "));
+    assert!(
+        text.contains("From: a@b.test\nSubject: 0\n\nbody 0\n\n"),
+        "{text}"
+    );
+
+    // Another process (a restart) reads them back: same UIDs, flags,
+    // keywords, contents and sizes.
+    let (s2, words) = f.reopen().snapshot_with_keywords().unwrap();
+    assert_eq!(uids(&s2), uids(&s));
+    assert_eq!(contents(&f.mbox, &s2), before);
+    let got: Vec<(String, bool)> = s2
+        .messages
+        .iter()
+        .map(|m| (m.flags.to_string(), m.recent))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("".to_string(), true),
+            ("FS".to_string(), false),
+            ("DRT".to_string(), false)
+        ]
+    );
+    assert_eq!(words[&s2.messages[1].uid], ["$Label1", "Junk"]);
+    for (a, b) in s.messages.iter().zip(&s2.messages) {
+        assert_eq!(
+            (a.size, a.wire_size, &a.base),
+            (b.size, b.wire_size, &b.base)
+        );
+    }
+
+    // Cleared again: the fields stay, empty, as Dovecot leaves them.
+    let done = f
+        .mbox
+        .write_flags(&[change(
+            &s2.messages[1],
+            header_flags("SF", &["junk", "$label1"]),
+            header_flags("", &[]),
+        )])
+        .unwrap();
+    assert_eq!(done, [true]);
+    let text = String::from_utf8(f.bytes()).unwrap();
+    assert!(
+        text.contains("Subject: 1\nStatus: O\nX-Status: \nX-Keywords: \n\nbody 1\n"),
+        "{text}"
+    );
+    let s3 = f.mbox.snapshot().unwrap();
+    assert_eq!(uids(&s3), uids(&s));
+    assert_eq!(s3.messages[1].flags, Flags::default());
+    assert!(!s3.messages[1].recent);
+    assert_eq!(contents(&f.mbox, &s3), before);
+}
+
+#[test]
+fn headers_changed_by_another_program_meanwhile_win() {
+    let f = Fixture::new();
+    f.deliver("a@b.test", &subject(0));
+    let s = f.mbox.snapshot().unwrap();
+    // mutt marks it read and flagged after our look.
+    let text = String::from_utf8(f.bytes()).unwrap().replacen(
+        "Subject: 0\n",
+        "Subject: 0\nStatus: RO\nX-Status: F\n",
+        1,
+    );
+    f.write(text.as_bytes());
+    let done = f
+        .mbox
+        .write_flags(&[change(
+            &s.messages[0],
+            HeaderFlags::default(),
+            header_flags("T", &[]),
+        )])
+        .unwrap();
+    assert_eq!(done, [false]);
+    assert_eq!(String::from_utf8(f.bytes()).unwrap(), text);
+    // A message gone is skipped too.
+    f.write(b"");
+    let done = f
+        .mbox
+        .write_flags(&[change(
+            &s.messages[0],
+            HeaderFlags::default(),
+            header_flags("T", &[]),
+        )])
+        .unwrap();
+    assert_eq!(done, [false]);
+}
+
+#[test]
+fn growing_and_shrinking_headers_in_a_big_mbox_keep_every_other_byte() {
+    let f = Fixture::new();
+    let total = 120;
+    // About 4 MB: several times what a rewrite moves at a time.
+    for i in 0..total {
+        let body = format!("{i:04} ").repeat(7000);
+        f.deliver("a@b.test", &format!("Subject: {i}\r\n\r\n{body}\r\n"));
+    }
+    let original = String::from_utf8(f.bytes()).unwrap();
+    assert!(original.len() > 3 * COPY_CHUNK);
+    let s = f.mbox.snapshot().unwrap();
+    let before = contents(&f.mbox, &s);
+    let add = |text: &str, i: usize, fields: &str| {
+        let at = format!("Subject: {i}\n");
+        text.replacen(&at, &format!("{at}{fields}"), 1)
+    };
+    // Two grow (one near the start, one in the middle), one at the end.
+    let big = header_flags("SFRDT", &["$Label1", "$Label2", "Junk", "NonJunk"]);
+    let done = f
+        .mbox
+        .write_flags(&[
+            change(&s.messages[60], HeaderFlags::default(), big.clone()),
+            change(
+                &s.messages[3],
+                HeaderFlags::default(),
+                header_flags("S", &[]),
+            ),
+            change(&s.messages[total - 1], HeaderFlags::default(), big.clone()),
+        ])
+        .unwrap();
+    assert_eq!(done, [true, true, true]);
+    let fields = "Status: RO\nX-Status: AFTD\nX-Keywords: $Label1 $Label2 Junk NonJunk\n";
+    let mut want = add(&original, 60, fields);
+    want = add(&want, 3, "Status: RO\n");
+    want = add(&want, total - 1, fields);
+    assert!(
+        f.bytes() == want.as_bytes(),
+        "the file is not what it should be"
+    );
+
+    // One shrinks, one grows, in the same pass.
+    let s2 = f.mbox.snapshot().unwrap();
+    assert_eq!(uids(&s2), uids(&s));
+    let done = f
+        .mbox
+        .write_flags(&[
+            change(&s2.messages[60], big.clone(), header_flags("", &[])),
+            change(&s2.messages[90], HeaderFlags::default(), big),
+        ])
+        .unwrap();
+    assert_eq!(done, [true, true]);
+    let mut want = add(&original, 60, "Status: O\nX-Status: \nX-Keywords: \n");
+    want = add(&want, 3, "Status: RO\n");
+    want = add(&want, 90, fields);
+    want = add(&want, total - 1, fields);
+    assert!(
+        f.bytes() == want.as_bytes(),
+        "the file is not what it should be"
+    );
+    let s3 = f.reopen().snapshot().unwrap();
+    assert_eq!(uids(&s3), uids(&s));
+    assert_eq!(contents(&f.mbox, &s3), before);
+}
+
+#[test]
+fn writing_flags_while_delivering_loses_nothing() {
+    let f = Fixture::new();
+    let total = 40;
+    let mut rounds = 0;
+    std::thread::scope(|scope| {
+        let path = f.path();
+        let delivering = scope.spawn(move || {
+            for i in 0..total {
+                let body = format!("{i}").repeat(5000);
+                let msg = format!("Subject: {i}\r\n\r\n{body}\r\nFrom x\r\n");
+                deliver(
+                    &path,
+                    "a@b",
+                    SystemTime::now(),
+                    msg.as_bytes(),
+                    &MboxOptions::default(),
+                )
+                .unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        while !delivering.is_finished() || rounds < 2 {
+            let (s, words) = f.mbox.snapshot_with_keywords().unwrap();
+            // Every message's headers grow or shrink, by turns.
+            let changes: Vec<FlagsChange> = s
+                .messages
+                .iter()
+                .map(|m| {
+                    let now = HeaderFlags {
+                        flags: m.flags.clone(),
+                        keywords: words.get(&m.uid).cloned().unwrap_or_default(),
+                        old: !m.recent,
+                    };
+                    let new = if m.flags.flagged {
+                        header_flags("S", &[])
+                    } else {
+                        header_flags("SFDT", &["$Label1", "Work"])
+                    };
+                    change(m, now, new)
+                })
+                .collect();
+            let done = f.mbox.write_flags(&changes).unwrap();
+            assert!(done.iter().all(|d| *d));
+            rounds += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        delivering.join().unwrap();
+    });
+    assert!(rounds > 1, "{rounds} rounds");
+    let s = f.reopen().snapshot().unwrap();
+    let seen: HashSet<String> = contents(&f.mbox, &s).into_iter().collect();
+    let want: HashSet<String> = (0..total)
+        .map(|i| format!("Subject: {i}\n\n{}\n>From x\n", format!("{i}").repeat(5000)))
+        .collect();
+    assert_eq!(seen, want);
+    assert_eq!(s.messages.len(), total);
+    assert_eq!(uids(&s), (1..=total as u32).collect::<Vec<_>>());
+}
+
+#[test]
+fn append_writes_a_from_line_quoting_and_the_flags_and_gives_the_uid() {
+    let f = Fixture::new();
+    let t = UNIX_EPOCH + Duration::from_secs(1_793_610_300);
+    // Into a missing file: created as delivery creates it.
+    let flags = header_flags("S", &["$Label1"]);
+    let uid = f
+        .mbox
+        .append(b"Subject: a\r\nStatus: U\r\n\r\nFrom me\r\n", &flags, t)
+        .unwrap();
+    assert_eq!(uid, 1);
+    f.deliver("x@y", &subject(1));
+    // After a file without its final empty line.
+    let mut text = f.bytes();
+    text.pop();
+    f.write(&text);
+    let uid = f
+        .mbox
+        .append(b"Subject: b\r\n", &HeaderFlags::default(), t)
+        .unwrap();
+    assert_eq!(uid, 3);
+    let text = String::from_utf8(f.bytes()).unwrap();
+    let from = super::delivery::from_line("", t);
+    assert!(
+        text.starts_with(&format!(
+            "{from}Subject: a\nStatus: RO\nX-Keywords: $Label1\n\n>From me\n\nFrom x@y  "
+        )),
+        "{text}"
+    );
+    // Right after the last line, as delivery appends (the `From ` line
+    // has a date).
+    assert!(
+        text.ends_with(&format!("body 1\n{from}Subject: b\n\n\n")),
+        "{text}"
+    );
+    let (s, words) = f.reopen().snapshot_with_keywords().unwrap();
+    assert_eq!(uids(&s), [1, 2, 3]);
+    assert_eq!(s.messages[0].flags, Flags::parse("S"));
+    assert!(!s.messages[0].recent);
+    assert!(s.messages[2].recent);
+    assert_eq!(words[&1], ["$Label1"]);
+    assert_eq!(s.messages[0].internal_date, t);
+    assert_eq!(contents(&f.mbox, &s)[0], "Subject: a\n\n>From me\n");
+}
