@@ -19,7 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ironpost_proto::imap::Flag;
 
@@ -41,6 +41,14 @@ pub struct Folder {
     state: Mutex<State>,
     /// A background sync is on its way ([`Folder::sync_soon`]).
     sync_due: AtomicBool,
+    /// Flag changes answered and in the index whose files are not renamed
+    /// yet (see [`Folder::defer_renames`]).
+    renames: Mutex<Vec<(Message, Flags)>>,
+    renames_due: AtomicBool,
+    /// Held while those renames are done.
+    renaming: Mutex<()>,
+    /// When the last of them were done.
+    renamed_at: Mutex<Option<Instant>>,
 }
 
 pub struct State {
@@ -56,6 +64,9 @@ pub struct State {
     /// (the index's cache holds them all, encoded, on disk).
     structures: HashMap<u32, Arc<Structure>>,
 }
+
+/// How long after a change a background sync waits ([`Folder::sync_soon`]).
+const SYNC_DELAY: std::time::Duration = std::time::Duration::from_millis(60);
 
 /// How many decoded structures a folder keeps in memory.
 const STRUCTURES: usize = 200_000;
@@ -118,6 +129,10 @@ impl Folder {
             store,
             keywords_dir: keywords_dir.clone(),
             sync_due: AtomicBool::new(false),
+            renames: Mutex::new(Vec::new()),
+            renames_due: AtomicBool::new(false),
+            renaming: Mutex::new(()),
+            renamed_at: Mutex::new(None),
             state: Mutex::new(State {
                 index,
                 keywords,
@@ -146,10 +161,91 @@ impl Folder {
         }
         let f = self.clone();
         rt.spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+            tokio::time::sleep(SYNC_DELAY).await;
             f.sync_due.store(false, Ordering::Release);
-            let _ = tokio::task::spawn_blocking(move || drop(f.sync())).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                // After deferred renames, the directories' mtimes are let
+                // settle first: a scan of a directory changed a moment
+                // ago is not trusted by the next one, which would read it
+                // all again.
+                if let Err(e) = f.settle() {
+                    tracing::warn!("{}: renaming for new flags: {e}", f.path.display());
+                }
+                let since = lock(&f.renamed_at).map(|t| t.elapsed());
+                if let Some(since) = since
+                    && since < SYNC_DELAY
+                {
+                    std::thread::sleep(SYNC_DELAY - since);
+                }
+                drop(f.sync())
+            })
+            .await;
         });
+    }
+
+    /// Flag changes of a STORE, already in the index (which names each
+    /// file as it will be) and answered: the files are renamed after the
+    /// answer, by [`Folder::settle_soon`], and before anything else looks
+    /// at them. Given under the state's lock, so that a sync, which
+    /// settles first under the same lock, never sees the index ahead of
+    /// the files. Ten thousand renames take the kernel 100 ms and more;
+    /// the client need not wait for them.
+    pub fn defer_renames(&self, changes: Vec<(Message, Flags)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut r = lock(&self.renames);
+        r.extend(changes);
+        self.renames_due.store(true, Ordering::Release);
+    }
+
+    /// Whether renames wait or are being done ([`Folder::defer_renames`]).
+    pub fn renames_due(&self) -> bool {
+        self.renames_due.load(Ordering::Acquire)
+    }
+
+    /// Does the renames that wait, or waits for those being done; when it
+    /// returns, the files are named as the index says (or gone, or moved
+    /// by another program: the next sync tells).
+    pub fn settle(&self) -> io::Result<()> {
+        if !self.renames_due() {
+            return Ok(());
+        }
+        let _renaming = lock(&self.renaming);
+        loop {
+            let todo = {
+                let mut r = lock(&self.renames);
+                if r.is_empty() {
+                    self.renames_due.store(false, Ordering::Release);
+                    return Ok(());
+                }
+                std::mem::take(&mut *r)
+            };
+            let pairs: Vec<(&Message, Flags)> = todo.iter().map(|(m, f)| (m, f.clone())).collect();
+            let done = self.store.set_flags_many(&pairs);
+            *lock(&self.renamed_at) = Some(Instant::now());
+            // On an error the files keep the names they have, and the
+            // next sync takes the flags from them, as for a change by
+            // another program.
+            done?;
+        }
+    }
+
+    /// [`Folder::settle`] on a blocking thread, now.
+    pub fn settle_soon(self: &Arc<Self>) {
+        if !self.renames_due() {
+            return;
+        }
+        let f = self.clone();
+        let settle = move || {
+            if let Err(e) = f.settle() {
+                tracing::warn!("{}: renaming for new flags: {e}", f.path.display());
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(settle)),
+            Err(_) => settle(),
+        }
     }
 
     /// Forgets the folder at `path` (deleted or renamed): the next open
@@ -168,6 +264,9 @@ impl Folder {
     /// when something changed. Returns the locked state.
     pub fn sync(&self) -> io::Result<MutexGuard<'_, State>> {
         let mut st = self.lock();
+        if let Err(e) = self.settle() {
+            tracing::warn!("{}: renaming for new flags: {e}", self.path.display());
+        }
         let token = self.store.stamp();
         if token.is_some() && token == st.token {
             // Nothing changed on disk since the last snapshot.
@@ -588,4 +687,105 @@ fn take_in(folder: &Folder, st: &mut State, uids: &[u32]) -> io::Result<()> {
     st.index.renamed_many(&renames)?;
     // The snapshot's paths are stale now; reads follow moved files.
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A STORE as the session does it: the index names the files as they
+    /// will be, the renames wait.
+    fn store_seen(folder: &Folder, uids: &[u32]) {
+        let mut st = folder.lock();
+        let Store::Maildir(md) = &folder.store else {
+            panic!("a Maildir folder")
+        };
+        let seen = Flags {
+            seen: true,
+            ..Flags::default()
+        };
+        let mut deferred = Vec::new();
+        let mut names = Vec::new();
+        for &uid in uids {
+            let mut m = st.message(uid).unwrap().clone();
+            m.path = folder.path.join(st.index.get(uid).unwrap().rel_path());
+            let target = md.flag_target(&m, &seen);
+            names.push((
+                uid,
+                target.file_name().unwrap().to_str().unwrap().to_string(),
+            ));
+            deferred.push((m, seen.clone()));
+        }
+        let renames: Vec<(u32, Sub, &str)> = names
+            .iter()
+            .map(|(u, n)| (*u, Sub::Cur, n.as_str()))
+            .collect();
+        st.index.renamed_many(&renames).unwrap();
+        folder.defer_renames(deferred);
+    }
+
+    fn seen_on_disk(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("cur"))
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_str().unwrap().ends_with(":2,S")
+            })
+            .count()
+    }
+
+    #[test]
+    fn deferred_renames_are_done_before_a_sync_so_no_flag_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Maildir");
+        let folder = Folder::open(&path, &dir.path().join("data"), true).unwrap();
+        let Store::Maildir(md) = &folder.store else {
+            panic!("a Maildir folder")
+        };
+        for i in 0..5 {
+            md.append(
+                format!("Subject: {i}\n\nbody\n").as_bytes(),
+                &Flags::default(),
+                None,
+            )
+            .unwrap();
+        }
+        drop(folder.sync().unwrap());
+        let uids: Vec<u32> = folder
+            .lock()
+            .index
+            .records()
+            .iter()
+            .map(|r| r.uid)
+            .collect();
+        assert_eq!(uids.len(), 5);
+
+        store_seen(&folder, &uids[..3]);
+        // Answered, not yet on disk.
+        assert!(folder.renames_due());
+        assert_eq!(seen_on_disk(&path), 0);
+        // A sync (another session's NOOP, SELECT, a background sync) does
+        // the renames first: the index keeps the new flags.
+        let st = folder.sync().unwrap();
+        assert!(!folder.renames_due());
+        for &u in &uids[..3] {
+            assert!(st.index.get(u).unwrap().flags().seen, "UID {u}");
+        }
+        for &u in &uids[3..] {
+            assert!(!st.index.get(u).unwrap().flags().seen, "UID {u}");
+        }
+        drop(st);
+        assert_eq!(seen_on_disk(&path), 3);
+
+        // From the background, as after an answer.
+        store_seen(&folder, &uids[3..]);
+        let f = folder.clone();
+        std::thread::spawn(move || f.settle().unwrap())
+            .join()
+            .unwrap();
+        assert!(!folder.renames_due());
+        assert_eq!(seen_on_disk(&path), 5);
+        let st = folder.sync().unwrap();
+        assert!(st.index.records().iter().all(|r| r.flags().seen));
+    }
 }

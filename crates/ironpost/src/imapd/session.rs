@@ -497,6 +497,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     async fn command(&mut self, tag: &str, kind: CommandKind) -> Result<(), End> {
+        // The renames a STORE left for after its answer are done before
+        // any command looks at the files.
+        if let Some(v) = &self.view
+            && v.folder.renames_due()
+        {
+            let folder = v.folder.clone();
+            if let Err(e) = tokio::task::block_in_place(|| folder.settle()) {
+                self.log_user(&format!("Error: renaming for new flags: {e}"));
+            }
+        }
         match kind {
             CommandKind::Capability => {
                 let caps = self.capabilities();
@@ -2166,7 +2176,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             let pairs: Vec<(&crate::store::Message, Flags)> =
                 changes.iter().map(|(m, f, _, _)| (m, f.clone())).collect();
-            let paths = match folder.store.set_flags_many(&pairs) {
+            // A Maildir's files are renamed after the answer (see
+            // Folder::defer_renames).
+            let deferred = folder.store.flag_targets(&pairs);
+            let defer = deferred.is_some();
+            let paths = match deferred.map_or_else(|| folder.store.set_flags_many(&pairs), Ok) {
                 Ok(p) => p,
                 Err(e) => {
                     drop(st);
@@ -2174,6 +2188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     return Ok(());
                 }
             };
+            drop(pairs);
             let names: Vec<(usize, String)> = paths
                 .iter()
                 .enumerate()
@@ -2199,6 +2214,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 if let Some(m) = m {
                     results.push((*seq, *u, to_imap(flags, &st.keywords), m));
                 }
+            }
+            if defer {
+                folder.defer_renames(changes.into_iter().map(|(m, f, _, _)| (m, f)).collect());
             }
             if !same.is_empty() && s.unchanged_since.is_some() {
                 // RFC 7162 §3.1.3: a conditional STORE is a change even
@@ -2227,7 +2245,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             for (seq, _, _, m) in &results {
                 v.msgs[*seq as usize - 1].modseq = *m;
             }
+            // Our own change is no reason to read the folder again below
+            // (that would do the deferred renames before the answer).
+            let other = v.watch.receiver.has_changed().unwrap_or(false);
             v.watch.changed();
+            if !other {
+                v.watch.receiver.mark_unchanged();
+            }
+            v.folder.settle_soon();
             v.folder.sync_soon();
         }
         if !s.silent || self.condstore {

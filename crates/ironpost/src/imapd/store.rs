@@ -206,6 +206,22 @@ impl Store {
         }
     }
 
+    /// Where [`Store::set_flags_many`] will put each message's file, for
+    /// a store whose flags are in its file names (a Maildir), without
+    /// renaming anything yet; `None` for an mbox, whose flags are
+    /// written back otherwise.
+    pub fn flag_targets(&self, changes: &[(&Message, Flags)]) -> Option<Vec<Option<PathBuf>>> {
+        match self {
+            Store::Maildir(d) => Some(
+                changes
+                    .iter()
+                    .map(|(m, f)| Some(d.flag_target(m, f)))
+                    .collect(),
+            ),
+            Store::Mbox(_) => None,
+        }
+    }
+
     pub fn set_flags_many(
         &self,
         changes: &[(&Message, Flags)],

@@ -419,6 +419,17 @@ impl Maildir {
             .ok_or_else(|| expunged(m))
     }
 
+    /// Where [`Maildir::set_flags`] puts the file of `m` (as the snapshot
+    /// saw it) for `flags`: `cur/BASE:2,FLAGS`.
+    pub fn flag_target(&self, m: &Message, flags: &Flags) -> PathBuf {
+        let name = m
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(&m.base);
+        self.root.join("cur").join(with_flags(name, flags))
+    }
+
     /// [`Maildir::set_flags`] for many messages under one lock: each
     /// message's path now, `None` for one expunged meanwhile.
     pub fn set_flags_many(
