@@ -1118,6 +1118,69 @@ fn idle_sees_deliveries_flag_changes_and_expunges() {
 }
 
 #[test]
+fn a_big_store_renames_the_files_right_after_its_answer() {
+    let mut inst = started("");
+    deliver(&inst, "Subject: first\r\n\r\nx\r\n");
+    inst.wait_messages("jerry", 1);
+    let md = maildir(&inst);
+    // 99 more, put in new/ as another delivery agent would.
+    for n in 0..99 {
+        let name = format!("1700000000.M{n}P1.elsewhere");
+        std::fs::write(
+            md.join("tmp").join(&name),
+            format!("Subject: {n}\n\nbody\n"),
+        )
+        .unwrap();
+        std::fs::rename(md.join("tmp").join(&name), md.join("new").join(&name)).unwrap();
+    }
+    let mut a = Imap::login(inst.imap_port, true);
+    let seen_files = |md: &Path| files(md).iter().filter(|n| n.ends_with(":2,S")).count();
+    let u = a.ok("STORE 1:* +FLAGS (\\Seen)");
+    assert_eq!(
+        u.iter().filter(|l| l.contains("\\Seen")).count(),
+        100,
+        "{u:?}"
+    );
+    // Mutt and other Maildir programs see the flags within moments,
+    // without another command.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen_files(&md) < 100 {
+        assert!(Instant::now() < deadline, "renamed: {}", seen_files(&md));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Another session sees what the first was told, at once.
+    let mut b = Imap::login(inst.imap_port, true);
+    let f = b.ok("FETCH 1:* (FLAGS)");
+    assert_eq!(
+        f.iter().filter(|l| l.contains("\\Seen")).count(),
+        100,
+        "{f:?}"
+    );
+    a.ok("STORE 1:* -FLAGS.SILENT (\\Seen)");
+    let f = b.ok("FETCH 1:* (FLAGS)");
+    assert!(f.iter().all(|l| !l.contains("\\Seen")), "{f:?}");
+    // By the time LOGOUT is answered the files are renamed.
+    a.ok("LOGOUT");
+    assert_eq!(seen_files(&md), 0, "{:?}", files(&md));
+    // And the flags survive a restart, as the files say.
+    b.ok("STORE 1:50 +FLAGS.SILENT (\\Flagged)");
+    drop(b);
+    inst.stop();
+    inst.start();
+    let mut c = Imap::login(inst.imap_port, true);
+    let f = c.ok("FETCH 1:* (FLAGS)");
+    assert_eq!(
+        f.iter().filter(|l| l.contains("\\Flagged")).count(),
+        50,
+        "{f:?}"
+    );
+    assert_eq!(
+        files(&md).iter().filter(|n| n.ends_with(":2,F")).count(),
+        50
+    );
+}
+
+#[test]
 fn maildir_flags_keywords_and_uids_as_other_programs_see_them() {
     let mut inst = started("");
     deliver(&inst, "Subject: one\r\n\r\nx\r\n");

@@ -481,7 +481,15 @@ impl Drop for View {
     /// A session that leaves its mbox folder (another SELECT, the end of
     /// the connection) has its flag changes written into the file; in
     /// the background (CLOSE, UNSELECT, LOGOUT and CHECK did it already).
+    /// The renames a last STORE left are done now: a connection that
+    /// ends, or a server that stops, leaves none behind.
     fn drop(&mut self) {
+        if let Err(e) = self.folder.settle() {
+            tracing::warn!(
+                "{}: renaming for new flags: {e}",
+                self.folder.path.display()
+            );
+        }
         let folder = self.folder.clone();
         let pending = {
             let st = folder.lock();

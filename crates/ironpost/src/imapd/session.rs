@@ -53,6 +53,10 @@ enum End {
     Done,
 }
 
+/// A STORE that changes the flags of at least this many messages of a
+/// Maildir answers before renaming their files.
+const DEFER_RENAMES: usize = 64;
+
 /// Answers queued past this size are written before the next command.
 const FLUSH_AT: usize = 64 * 1024;
 /// A SASL response line.
@@ -2176,9 +2180,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
             let pairs: Vec<(&crate::store::Message, Flags)> =
                 changes.iter().map(|(m, f, _, _)| (m, f.clone())).collect();
-            // A Maildir's files are renamed after the answer (see
-            // Folder::defer_renames).
-            let deferred = folder.store.flag_targets(&pairs);
+            // Many files of a Maildir are renamed after the answer (see
+            // Folder::defer_renames); a few at once, as other Maildir
+            // programs see them the moment the client does.
+            let deferred = if pairs.len() >= DEFER_RENAMES {
+                folder.store.flag_targets(&pairs)
+            } else {
+                None
+            };
             let defer = deferred.is_some();
             let paths = match deferred.map_or_else(|| folder.store.set_flags_many(&pairs), Ok) {
                 Ok(p) => p,
