@@ -1987,9 +1987,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 };
                 let need_raw = content || (structure && cached.is_none());
                 let wants_seen = sets_seen && !read_only && !r_flags.seen;
-                // The file is only looked for when it is to be read or
-                // renamed.
-                let msg = if need_raw || wants_seen {
+                // The file is only looked for when it is to be read (and
+                // was not read ahead) or renamed.
+                let msg = if (need_raw && read_ahead.is_none()) || wants_seen {
                     st.message(known.uid).map(|m| {
                         let mut m = m.clone();
                         if let Some(r) = st.index.get(known.uid) {
@@ -2008,11 +2008,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             let (r_flags, r_modseq, r_wire, r_date, mut cached, msg, mut imap_flags, need_raw) =
                 item;
             let raw = if need_raw {
-                let Some(msg) = &msg else {
-                    missing = true;
-                    continue;
+                let got = match (read_ahead.take(), &msg) {
+                    (Some(got), _) => got,
+                    (None, Some(msg)) => folder.store.read(msg),
+                    (None, None) => {
+                        missing = true;
+                        continue;
+                    }
                 };
-                match read_ahead.take().unwrap_or_else(|| folder.store.read(msg)) {
+                match got {
                     Ok(d) => Some(d),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         missing = true;
