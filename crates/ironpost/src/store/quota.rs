@@ -17,7 +17,9 @@ pub fn limit(url: Option<&str>, address: &str) -> Result<Option<u64>, String> {
         return Ok(None);
     };
     let dir = crate::auth::directory::Directory::open(url).map_err(|e| e.to_string())?;
-    let mb = dir.mailbox(address).map_err(|e| e.to_string())?;
+    // Through the directory's cache: virtual delivery asks for every
+    // message (`ironpost user quota` drops the cache).
+    let mb = dir.active_mailbox(address).map_err(|e| e.to_string())?;
     Ok(mb.map(|m| m.quota).filter(|&q| q > 0))
 }
 
