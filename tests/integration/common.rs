@@ -17,6 +17,13 @@ pub fn compat(name: &str) -> Command {
     Command::new(compat_bin(ironpost(), name))
 }
 
+/// Runs a Python script (`python3 -c`) that must succeed; its output.
+pub fn python(script: &str) -> String {
+    let out = Command::new("python3").args(["-c", script]).run();
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    out.stdout
+}
+
 /// This machine's host name, as myhostname's default is computed from it.
 pub fn machine_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -29,11 +29,7 @@ def ok(r):
 "#;
 
 fn python(script: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", &format!("{PY_HEAD}\n{script}")])
-        .run();
-    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
-    out.stdout
+    crate::common::python(&format!("{PY_HEAD}\n{script}"))
 }
 
 /// jerry's Maildir.

@@ -24,11 +24,21 @@ def login(port):
 "#;
 
 fn python(script: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", &format!("{PY_HEAD}\n{script}")])
-        .run();
-    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
-    out.stdout
+    crate::common::python(&format!("{PY_HEAD}\n{script}"))
+}
+
+/// `UID n FLAGS (...)` of every INBOX message, a line each, as imaplib
+/// gets them in a new session.
+fn uids_and_flags(port: u16) -> String {
+    python(&format!(
+        r#"
+m = login({port})
+ok(m.select("INBOX"))
+for line in ok(m.fetch("1:*", "(UID FLAGS)")):
+    print(line.decode())
+m.logout()
+"#
+    ))
 }
 
 /// Sends one message to tom over SMTP.
@@ -156,15 +166,7 @@ m.logout()
     std::fs::remove_dir_all(&index).unwrap();
     inst.start();
     let port = inst.imap_port;
-    let out = python(&format!(
-        r#"
-m = login({port})
-ok(m.select("INBOX"))
-for line in ok(m.fetch("1:*", "(UID FLAGS)")):
-    print(line.decode())
-m.logout()
-"#
-    ));
+    let out = uids_and_flags(port);
     assert_eq!(
         out,
         "1 (UID 1 FLAGS (\\Seen \\Flagged $Label1))\n2 (UID 2 FLAGS (\\Answered \\Draft))\n",
@@ -377,15 +379,7 @@ m.logout()
         text.contains("\nSubject: two\n") && text.contains("Status: RO\nX-Status: F\n"),
         "{text}"
     );
-    let out = python(&format!(
-        r#"
-m = login({port})
-ok(m.select("INBOX"))
-for line in ok(m.fetch("1:*", "(UID FLAGS)")):
-    print(line.decode())
-m.logout()
-"#
-    ));
+    let out = uids_and_flags(port);
     assert_eq!(
         out, "1 (UID 1 FLAGS (\\Seen $Label1))\n2 (UID 2 FLAGS (\\Seen \\Flagged))\n",
         "{text}"

@@ -13,12 +13,6 @@ use ironpost_testkit::instance::{Instance, free_port};
 
 use crate::common::*;
 
-fn python(script: &str) -> String {
-    let out = Command::new("python3").args(["-c", script]).run();
-    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
-    out.stdout
-}
-
 /// A raw POP3 connection, line by line.
 struct Pop {
     r: BufReader<TcpStream>,

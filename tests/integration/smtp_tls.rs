@@ -7,12 +7,6 @@ use ironpost_testkit::instance::{Instance, free_port};
 
 use crate::common::*;
 
-fn python(script: &str) -> String {
-    let out = Command::new("python3").args(["-c", script]).run();
-    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
-    out.stdout
-}
-
 #[test]
 fn starttls_with_real_clients() {
     let mut inst = Instance::new(ironpost(), "");

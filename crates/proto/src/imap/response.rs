@@ -902,12 +902,7 @@ impl FetchResponse {
         origin: Option<u64>,
         data: Option<&[u8]>,
     ) -> &mut FetchResponse {
-        let mut name = format!("BODY[{section}]");
-        if let Some(o) = origin {
-            name.push_str(&format!("<{o}>"));
-        }
-        name.push(' ');
-        let buf = self.item(name.as_bytes());
+        let buf = self.item(section_name(section, origin).as_bytes());
         match data {
             Some(d) => literal(buf, d),
             None => buf.extend_from_slice(b"NIL"),
@@ -926,12 +921,7 @@ impl FetchResponse {
         len: usize,
         write: impl FnOnce(&mut Vec<u8>),
     ) -> &mut FetchResponse {
-        let mut name = format!("BODY[{section}]");
-        if let Some(o) = origin {
-            name.push_str(&format!("<{o}>"));
-        }
-        name.push(' ');
-        let buf = self.item(name.as_bytes());
+        let buf = self.item(section_name(section, origin).as_bytes());
         literal_with(buf, len, write);
         self
     }
@@ -1005,6 +995,14 @@ impl FetchResponse {
     /// Appends the whole line to `out`.
     pub fn finish_into(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.finish());
+    }
+}
+
+/// `BODY[section]<origin> `, the name of a body section item.
+fn section_name(section: &Section, origin: Option<u64>) -> String {
+    match origin {
+        Some(o) => format!("BODY[{section}]<{o}> "),
+        None => format!("BODY[{section}] "),
     }
 }
 
