@@ -168,9 +168,7 @@ impl Folder {
                 // settle first: a scan of a directory changed a moment
                 // ago is not trusted by the next one, which would read it
                 // all again.
-                if let Err(e) = f.settle() {
-                    tracing::warn!("{}: renaming for new flags: {e}", f.path.display());
-                }
+                f.settle_quietly();
                 let since = lock(&f.renamed_at).map(|t| t.elapsed());
                 if let Some(since) = since
                     && since < SYNC_DELAY
@@ -231,17 +229,30 @@ impl Folder {
         }
     }
 
+    /// The state, locked, with no deferred renames left or under way:
+    /// for a session that renames files itself, which must not race
+    /// with them (the same file renamed twice at once would keep the
+    /// older flags).
+    pub fn lock_settled(&self) -> MutexGuard<'_, State> {
+        let st = self.lock();
+        self.settle_quietly();
+        st
+    }
+
+    /// [`Folder::settle`], an error logged.
+    fn settle_quietly(&self) {
+        if let Err(e) = self.settle() {
+            tracing::warn!("{}: renaming for new flags: {e}", self.path.display());
+        }
+    }
+
     /// [`Folder::settle`] on a blocking thread, now.
     pub fn settle_soon(self: &Arc<Self>) {
         if !self.renames_due() {
             return;
         }
         let f = self.clone();
-        let settle = move || {
-            if let Err(e) = f.settle() {
-                tracing::warn!("{}: renaming for new flags: {e}", f.path.display());
-            }
-        };
+        let settle = move || f.settle_quietly();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn_blocking(settle)),
             Err(_) => settle(),
@@ -264,9 +275,7 @@ impl Folder {
     /// when something changed. Returns the locked state.
     pub fn sync(&self) -> io::Result<MutexGuard<'_, State>> {
         let mut st = self.lock();
-        if let Err(e) = self.settle() {
-            tracing::warn!("{}: renaming for new flags: {e}", self.path.display());
-        }
+        self.settle_quietly();
         let token = self.store.stamp();
         if token.is_some() && token == st.token {
             // Nothing changed on disk since the last snapshot.
@@ -484,12 +493,7 @@ impl Drop for View {
     /// The renames a last STORE left are done now: a connection that
     /// ends, or a server that stops, leaves none behind.
     fn drop(&mut self) {
-        if let Err(e) = self.folder.settle() {
-            tracing::warn!(
-                "{}: renaming for new flags: {e}",
-                self.folder.path.display()
-            );
-        }
+        self.folder.settle_quietly();
         let folder = self.folder.clone();
         let pending = {
             let st = folder.lock();
@@ -682,6 +686,8 @@ impl View {
 fn take_in(folder: &Folder, st: &mut State, uids: &[u32]) -> io::Result<()> {
     let snap = st.snapshot.clone();
     let msgs: Vec<&Message> = uids.iter().filter_map(|&u| snap.get(u)).collect();
+    // Not while deferred renames of the same files may be under way.
+    folder.settle_quietly();
     let paths = folder.store.move_new_to_cur(&msgs)?;
     let names: Vec<(u32, String)> = msgs
         .iter()

@@ -2047,7 +2047,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 && let Some(msg) = &msg
             {
                 flags.seen = true;
-                let mut st = folder.lock();
+                let mut st = folder.lock_settled();
                 if let Ok(p) = folder.store.set_flags(msg, &flags)
                     && let Some(name) = p.file_name().and_then(|n| n.to_str())
                     && let Ok(Some(m)) = st.index.renamed(known.uid, Sub::Cur, name)
@@ -2140,7 +2140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut results: Vec<(u32, u32, Vec<Flag>, u64)> = Vec::new();
         let mut deleted = 0u64;
         {
-            let mut st = folder.lock();
+            let mut st = folder.lock_settled();
             let mut changes: Vec<(crate::store::Message, Flags, u32, u32)> = Vec::new();
             let mut same: Vec<(u32, u32)> = Vec::new();
             for &i in &idx {
