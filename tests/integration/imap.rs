@@ -1130,13 +1130,22 @@ fn a_big_store_renames_the_files_right_after_its_answer() {
         std::fs::rename(md.join("tmp").join(&name), md.join("new").join(&name)).unwrap();
     }
     let mut a = Imap::login(inst.imap_port, true);
-    let seen_files = |md: &Path| files(md).iter().filter(|n| n.ends_with(":2,S")).count();
+    let mut b = Imap::login(inst.imap_port, true);
+    let seen_files = |md: &Path| {
+        files(md)
+            .iter()
+            .filter(|n| n.ends_with(":2,S") || n.ends_with(":2,FS"))
+            .count()
+    };
     let u = a.ok("STORE 1:* +FLAGS (\\Seen)");
     assert_eq!(
         u.iter().filter(|l| l.contains("\\Seen")).count(),
         100,
         "{u:?}"
     );
+    // Another session renames one of the same files at once: both
+    // changes stay.
+    b.ok("STORE 1 +FLAGS.SILENT (\\Flagged)");
     // Mutt and other Maildir programs see the flags within moments,
     // without another command.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1144,8 +1153,10 @@ fn a_big_store_renames_the_files_right_after_its_answer() {
         assert!(Instant::now() < deadline, "renamed: {}", seen_files(&md));
         std::thread::sleep(Duration::from_millis(20));
     }
+    let both = files(&md).iter().filter(|n| n.ends_with(":2,FS")).count();
+    assert_eq!(both, 1, "{:?}", files(&md));
+    b.ok("STORE 1 -FLAGS.SILENT (\\Flagged)");
     // Another session sees what the first was told, at once.
-    let mut b = Imap::login(inst.imap_port, true);
     let f = b.ok("FETCH 1:* (FLAGS)");
     assert_eq!(
         f.iter().filter(|l| l.contains("\\Seen")).count(),
