@@ -588,21 +588,7 @@ fn expunge_while_delivering_loses_nothing() {
     let mut rounds = 0;
     std::thread::scope(|scope| {
         let path = f.path();
-        let delivering = scope.spawn(move || {
-            for i in 0..total {
-                let body = format!("{i}").repeat(5000);
-                let msg = format!("Subject: {i}\r\n\r\n{body}\r\nFrom x\r\n");
-                deliver(
-                    &path,
-                    "a@b",
-                    SystemTime::now(),
-                    msg.as_bytes(),
-                    &MboxOptions::default(),
-                )
-                .unwrap();
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        });
+        let delivering = scope.spawn(move || deliver_slowly(&path, total));
         // At least two rounds, even when a loaded machine let the
         // delivery run ahead.
         while !delivering.is_finished() || rounds < 2 {
@@ -1047,21 +1033,7 @@ fn writing_flags_while_delivering_loses_nothing() {
     let mut rounds = 0;
     std::thread::scope(|scope| {
         let path = f.path();
-        let delivering = scope.spawn(move || {
-            for i in 0..total {
-                let body = format!("{i}").repeat(5000);
-                let msg = format!("Subject: {i}\r\n\r\n{body}\r\nFrom x\r\n");
-                deliver(
-                    &path,
-                    "a@b",
-                    SystemTime::now(),
-                    msg.as_bytes(),
-                    &MboxOptions::default(),
-                )
-                .unwrap();
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        });
+        let delivering = scope.spawn(move || deliver_slowly(&path, total));
         while !delivering.is_finished() || rounds < 2 {
             let (s, words) = f.mbox.snapshot_with_keywords().unwrap();
             // Every message's headers grow or shrink, by turns.
@@ -1143,4 +1115,22 @@ fn append_writes_a_from_line_quoting_and_the_flags_and_gives_the_uid() {
     assert_eq!(words[&1], ["$Label1"]);
     assert_eq!(s.messages[0].internal_date, t);
     assert_eq!(contents(&f.mbox, &s)[0], "Subject: a\n\n>From me\n");
+}
+
+/// Delivers `total` messages of 5 KB ("Subject: i", a `From ` line in
+/// the body) to the mbox at `path`, one every 2 ms, as local(8) would.
+fn deliver_slowly(path: &Path, total: usize) {
+    for i in 0..total {
+        let body = format!("{i}").repeat(5000);
+        let msg = format!("Subject: {i}\r\n\r\n{body}\r\nFrom x\r\n");
+        deliver(
+            path,
+            "a@b",
+            SystemTime::now(),
+            msg.as_bytes(),
+            &MboxOptions::default(),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
