@@ -17,6 +17,19 @@ pub fn compat(name: &str) -> Command {
     Command::new(compat_bin(ironpost(), name))
 }
 
+/// Sends one message from ann to tom (the system user of
+/// [`system_user_instance`]) over SMTP; it must be queued.
+pub fn send_to_tom(inst: &ironpost_testkit::instance::Instance, subject: &str) {
+    let mut s = inst.connect();
+    s.cmd("ehlo client.example");
+    s.cmd("mail from:<ann@example.test>");
+    assert_eq!(s.cmd("rcpt to:<tom@example.test>"), "250 2.1.5 Ok");
+    s.cmd("data");
+    s.send_raw(format!("Subject: {subject}\r\n\r\nbody of {subject}\r\n.\r\n").as_bytes());
+    assert!(s.read_reply().starts_with("250 "));
+    s.cmd("quit");
+}
+
 /// Runs a Python script (`python3 -c`) that must succeed; its output.
 pub fn python(script: &str) -> String {
     let out = Command::new("python3").args(["-c", script]).run();

@@ -2045,16 +2045,7 @@ fn system_user_reads_the_mbox_spool_over_imap() {
     let mut inst = system_user_instance();
     inst.start();
     let spool = inst.path("mail/tom");
-    let send = |inst: &Instance, subject: &str| {
-        let mut s = inst.connect();
-        s.cmd("ehlo client.example");
-        s.cmd("mail from:<ann@example.test>");
-        assert_eq!(s.cmd("rcpt to:<tom@example.test>"), "250 2.1.5 Ok");
-        s.cmd("data");
-        s.send_raw(format!("Subject: {subject}\r\n\r\nbody of {subject}\r\n.\r\n").as_bytes());
-        assert!(s.read_reply().starts_with("250 "));
-        s.cmd("quit");
-    };
+    let send = send_to_tom;
     let wait_count = |n: usize| {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

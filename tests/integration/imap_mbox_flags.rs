@@ -41,16 +41,17 @@ m.logout()
     ))
 }
 
-/// Sends one message to tom over SMTP.
-fn send(inst: &Instance, subject: &str) {
-    let mut s = inst.connect();
-    s.cmd("ehlo client.example");
-    s.cmd("mail from:<ann@example.test>");
-    assert_eq!(s.cmd("rcpt to:<tom@example.test>"), "250 2.1.5 Ok");
-    s.cmd("data");
-    s.send_raw(format!("Subject: {subject}\r\n\r\nbody of {subject}\r\n.\r\n").as_bytes());
-    assert!(s.read_reply().starts_with("250 "));
-    s.cmd("quit");
+/// A started instance whose system user tom has one message per subject
+/// in his spool, delivered one at a time (the file's order is then the
+/// sequence numbers').
+fn started_with(subjects: &[&str]) -> Instance {
+    let mut inst = system_user_instance();
+    inst.start();
+    for (n, s) in subjects.iter().enumerate() {
+        send_to_tom(&inst, s);
+        wait_count(&inst, n + 1);
+    }
+    inst
 }
 
 /// The spool once it holds `n` messages.
@@ -81,14 +82,8 @@ for m in mailbox.mbox("{}"):
 
 #[test]
 fn flags_are_written_into_the_mbox_and_read_back() {
-    let mut inst = system_user_instance();
-    inst.start();
+    let mut inst = started_with(&["one", "two", "three"]);
     let port = inst.imap_port;
-    // One at a time: the file's order is the sequence numbers'.
-    for (n, s) in ["one", "two", "three"].iter().enumerate() {
-        send(&inst, s);
-        wait_count(&inst, n + 1);
-    }
     let before = wait_count(&inst, 3);
     let inode = |inst: &Instance| {
         use std::os::unix::fs::MetadataExt;
@@ -209,13 +204,8 @@ m.logout()
 
 #[test]
 fn our_write_back_is_no_change_for_other_sessions() {
-    let mut inst = system_user_instance();
-    inst.start();
+    let inst = started_with(&["one", "two"]);
     let port = inst.imap_port;
-    for (n, s) in ["one", "two"].iter().enumerate() {
-        send(&inst, s);
-        wait_count(&inst, n + 1);
-    }
     // Session a watches while b changes flags and UNSELECTs (written
     // into the file then): a hears of the flags and of nothing else, then
     // nothing at all once the file has settled.
@@ -269,11 +259,8 @@ c.shutdown()
 
 #[test]
 fn append_and_copy_into_the_mbox_inbox() {
-    let mut inst = system_user_instance();
-    inst.start();
+    let inst = started_with(&["one"]);
     let port = inst.imap_port;
-    send(&inst, "one");
-    wait_count(&inst, 1);
     let out = python(&format!(
         r#"
 m = login({port})
@@ -328,13 +315,8 @@ fn mutt_and_ironpost_take_each_others_flags() {
         eprintln!("mutt is not installed: skipped");
         return;
     }
-    let mut inst = system_user_instance();
-    inst.start();
+    let inst = started_with(&["one", "two"]);
     let port = inst.imap_port;
-    for (n, s) in ["one", "two"].iter().enumerate() {
-        send(&inst, s);
-        wait_count(&inst, n + 1);
-    }
     python(&format!(
         r#"
 m = login({port})
