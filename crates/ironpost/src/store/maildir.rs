@@ -367,8 +367,17 @@ impl Maildir {
     /// relative to `cur/` and `new/`, opened once, instead of walking the
     /// whole path for each message.
     pub fn reader(&self) -> io::Result<Reader<'_>> {
-        let open = |sub: &str| -> io::Result<OwnedFd> {
-            let dir = self.root.join(sub);
+        Ok(Reader {
+            maildir: self,
+            dirs: self.open_dirs()?,
+        })
+    }
+
+    /// `new/` and `cur/` opened (indexed by [`Sub`]), for many opens or
+    /// renames relative to them.
+    fn open_dirs(&self) -> io::Result<[OwnedFd; 2]> {
+        let open = |sub: Sub| -> io::Result<OwnedFd> {
+            let dir = self.root.join(sub.dir());
             nix::fcntl::open(
                 &dir,
                 OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -376,11 +385,7 @@ impl Maildir {
             )
             .map_err(|e| context(format!("open {}", dir.display()), e.into()))
         };
-        Ok(Reader {
-            maildir: self,
-            cur: open("cur")?,
-            new: open("new")?,
-        })
+        Ok([open(Sub::New)?, open(Sub::Cur)?])
     }
 
     /// Removes the messages (a file already gone is fine) and their UIDs
@@ -440,27 +445,13 @@ impl Maildir {
             return Ok(Vec::new());
         }
         let _lock = self.lock()?;
-        let dirs = self.dirs();
+        let dirs = self.open_dirs().ok();
         changes
             .iter()
             .map(|(m, flags)| {
                 self.rename_in_cur_at(dirs.as_ref(), m, |_, name| Some(with_flags(name, flags)))
             })
             .collect()
-    }
-
-    /// `new/` and `cur/`, opened for many renames (`None` when they
-    /// cannot be: the renames then walk the whole paths).
-    fn dirs(&self) -> Option<[OwnedFd; 2]> {
-        let open = |sub: Sub| {
-            nix::fcntl::open(
-                &self.root.join(sub.dir()),
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()
-        };
-        Some([open(Sub::New)?, open(Sub::Cur)?])
     }
 
     /// Copies messages of another folder (IMAP COPY and MOVE) into
@@ -607,7 +598,7 @@ impl Maildir {
     /// message's path now, `None` for one expunged meanwhile.
     pub fn move_new_to_cur(&self, msgs: &[&Message]) -> io::Result<Vec<Option<PathBuf>>> {
         let _lock = self.lock()?;
-        let dirs = self.dirs();
+        let dirs = self.open_dirs().ok();
         msgs.iter()
             .map(|m| {
                 self.rename_in_cur_at(dirs.as_ref(), m, |sub, name| {
@@ -1290,16 +1281,16 @@ fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
 /// See [`Maildir::reader`].
 pub struct Reader<'a> {
     maildir: &'a Maildir,
-    cur: OwnedFd,
-    new: OwnedFd,
+    /// `new/` and `cur/`.
+    dirs: [OwnedFd; 2],
 }
 
 impl Reader<'_> {
     /// [`Maildir::read`]: the message's bytes as stored.
     pub fn read(&self, m: &Message) -> io::Result<Vec<u8>> {
         let dir = match m.path.parent().and_then(Path::file_name) {
-            Some(d) if d == "cur" => &self.cur,
-            Some(d) if d == "new" => &self.new,
+            Some(d) if d == "cur" => &self.dirs[Sub::Cur as usize],
+            Some(d) if d == "new" => &self.dirs[Sub::New as usize],
             _ => return self.maildir.read(m),
         };
         let Some(name) = m.path.file_name() else {
