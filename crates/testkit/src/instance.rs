@@ -43,23 +43,56 @@ pub fn free_udp_port() -> u16 {
         .expect("find a free UDP port")
 }
 
-/// `n` different ports nobody listens on right now (each held while the
-/// next is chosen, so that the system cannot hand out one twice).
+/// `n` different ports nobody listens on right now.
+///
+/// They come from below the system's ephemeral range, which is where every
+/// outgoing connection of the tests gets its local port: a port picked
+/// from the ephemeral range and released could be taken by a client socket
+/// before the server binds it. One counter for the whole test process hands
+/// each port out once, and each is tried with a bind before it is handed out.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("find a free port"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("a bound port").port())
-        .collect()
+    (0..n).map(|_| free_port()).collect()
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now (see [`free_ports`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let (low, span) = listen_range();
+    if span == 0 {
+        return TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("find a free port");
+    }
+    // Test processes run one after another, but start each at its own place
+    // so that a port left in use by the last one is not tried first.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = (low + n) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port of 127.0.0.1 below the ephemeral range");
+}
+
+/// The first port and the number of ports of the range the tests listen
+/// on: the 20,000 ports (or fewer) below the ephemeral range, or none when
+/// that range starts too low.
+fn listen_range() -> (u32, u32) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(20_000).max(10_000);
+    (low, ephemeral_low.saturating_sub(low))
 }
 
 impl Instance {
