@@ -24,7 +24,9 @@
 # out. Before measuring, each server gets one such run (discarded) that
 # builds its indexes and caches; it also checks that both servers send the
 # same bodies. Then ROUNDS runs per server, taking turns; the table shows
-# the medians.
+# the medians. Each run starts once the last one's file renames and index
+# writes are on disk (`sync`) and the machine is idle, so that no work left
+# over by one server falls into the other's measurements.
 #
 # Idle connections: IDLE connections (default 1000) log in, spread over
 # IDLE_USERS users (default 100; empty mailboxes), and do nothing more.
@@ -286,9 +288,12 @@ if has ironpost && has dovecot; then
 fi
 T_WARM=$(date +%s)
 
+. bench/settle.sh
+
 # The servers take turns, round by round.
 for _ in $(seq "$ROUNDS"); do
     for s in $SERVERS; do
+        settle
         load "$s" >>"$WORK/runs.$s"
     done
 done

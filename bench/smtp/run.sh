@@ -80,6 +80,8 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 
+. bench/settle.sh
+
 count() { { find "$1" -type f 2>/dev/null || true; } | wc -l; }
 
 # measure NAME PORT MAILDIR SESSIONS SIZE
@@ -88,7 +90,11 @@ measure() {
     # Mailboxes are not emptied between rows: deleting thousands of files
     # makes the next file creations on ext4 slow for a minute, which would
     # penalise whichever server runs next.
+    # Each row starts once the last one's dirty pages are written back and
+    # the machine is idle (bench/settle.sh): a group commit's syncfs writes
+    # whatever the file system holds dirty, the other server's files too.
     local before; before=$(count "$maildir")
+    settle
     local t0; t0=$(date +%s.%N)
     /usr/sbin/smtp-source -s "$sessions" -m "$MESSAGES" -l "$size" \
         -f bench@example.test -t jerry@example.test "127.0.0.1:$port"
