@@ -304,6 +304,54 @@ m.logout()
     );
 }
 
+/// MULTIAPPEND (RFC 3502) into the mbox INBOX: the messages land
+/// together, in order, each with its flags, and get consecutive UIDs.
+#[test]
+fn multiappend_into_the_mbox_inbox() {
+    let inst = started_with(&["one"]);
+    let port = inst.imap_port;
+    let out = python(&format!(
+        r#"
+m = login({port})
+ok(m.select("INBOX"))
+msgs = [(r"(\Seen)", b"Subject: first\r\n\r\nbody 1\r\n"),
+        ("()", b"Subject: second\r\n\r\nbody 2\r\n"),
+        (r"(\Flagged $Work)", b"Subject: third\r\n\r\nbody 3\r\n")]
+cmd = b"A1 APPEND INBOX"
+for flags, msg in msgs:
+    cmd += b" " + flags.encode() + b" {{%d+}}\r\n" % len(msg) + msg
+m.send(cmd + b"\r\n")
+while True:
+    line = m.readline()
+    if line.startswith(b"A1 "):
+        break
+print(line.decode().split("[")[1].split("]")[0])
+ok(m.noop())
+for line in ok(m.fetch("2:*", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")):
+    if isinstance(line, tuple):
+        print(line[0].decode().split(" BODY")[0], line[1].decode().strip())
+m.logout()
+"#
+    ));
+    let validity = out.split_whitespace().nth(1).unwrap_or("?").to_string();
+    assert_eq!(
+        out,
+        format!(
+            "APPENDUID {validity} 2:4\n\
+             2 (UID 2 FLAGS (\\Seen) Subject: first\n\
+             3 (UID 3 FLAGS (\\Recent) Subject: second\n\
+             4 (UID 4 FLAGS (\\Flagged $Work) Subject: third\n"
+        ),
+        "{}",
+        inst.diagnostics()
+    );
+    wait_count(&inst, 4);
+    assert_eq!(
+        as_mail_readers_see_it(&inst),
+        "one  None\nfirst OR None\nsecond  None\nthird FO $Work\n"
+    );
+}
+
 #[test]
 fn mutt_and_ironpost_take_each_others_flags() {
     if Command::new("sh")

@@ -1693,16 +1693,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
         let total: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
         self.check_quota(total)?;
-        // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): what was
-        // stored is taken back when a later message fails.
-        let mut stored: Vec<(u32, std::path::PathBuf)> = Vec::new();
-        let result = (|| -> Result<(), No> {
+        // MULTIAPPEND is all or nothing (RFC 3502 §6.3.11).
+        let mut flags = Vec::with_capacity(messages.len());
+        let keywords = {
+            let mut st = folder.lock();
             for m in &messages {
-                let (flags, keywords) = {
-                    let mut st = folder.lock();
-                    let flags = st.to_maildir(&m.flags, &Flags::default()).map_err(io_no)?;
-                    (flags, st.keywords.clone())
-                };
+                flags.push(st.to_maildir(&m.flags, &Flags::default()).map_err(io_no)?);
+            }
+            st.keywords.clone()
+        };
+        let items: Vec<_> = messages
+            .iter()
+            .zip(&flags)
+            .map(|(m, f)| {
                 let date = m.date.map(|d| {
                     let t = d.timestamp();
                     if t >= 0 {
@@ -1711,22 +1714,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         std::time::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
                     }
                 });
-                stored.push(
-                    folder
-                        .store
-                        .append(&m.data, &flags, &keywords, date)
-                        .map_err(io_no)?,
-                );
+                (&m.data[..], f, date)
+            })
+            .collect();
+        let stored = match folder.store.append_all(&items, &keywords) {
+            Ok(s) => s,
+            Err(e) => {
+                drop(folder.sync());
+                return Err(io_no(e));
             }
-            Ok(())
-        })();
-        if let Err(no) = result {
-            for (_, p) in &stored {
-                let _ = std::fs::remove_file(p);
-            }
-            drop(folder.sync());
-            return Err(no);
-        }
+        };
         uids.extend(stored.iter().map(|(u, _)| *u));
         let st = folder.sync().map_err(io_no)?;
         let v = st.index.uidvalidity();

@@ -254,63 +254,93 @@ impl Store {
         match self {
             Store::Maildir(d) => d.copy_in(sources),
             Store::Mbox(b) => {
+                // Read first, then appended in one write: all or nothing.
                 let mut out = Vec::with_capacity(sources.len());
+                let mut read = Vec::with_capacity(sources.len());
                 for (m, flags) in sources {
                     let data = if m.path.starts_with(b.path()) {
                         b.read(m)
                     } else {
                         fs::read(&m.path)
                     };
-                    let data = match data {
-                        Ok(d) => d,
-                        // Gone meanwhile: not copied.
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                            out.push(None);
-                            continue;
+                    match data {
+                        Ok(d) => {
+                            read.push((d, flags.clone(), Some(m.internal_date)));
+                            out.push(true);
                         }
+                        // Gone meanwhile: not copied.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => out.push(false),
                         Err(e) => return Err(e),
-                    };
-                    out.push(Some(mbox_append(
-                        b,
-                        &data,
-                        flags,
-                        keywords,
-                        Some(m.internal_date),
-                    )?));
+                    }
                 }
-                Ok(out)
+                let items: Vec<_> = read.iter().map(|(d, f, t)| (&d[..], f, *t)).collect();
+                let mut added = mbox_append_all(b, &items, keywords)?.into_iter();
+                Ok(out
+                    .into_iter()
+                    .map(|copied| if copied { added.next() } else { None })
+                    .collect())
             }
         }
     }
 
-    /// Adds a message with `flags` (keyword letters named by `keywords`).
-    pub fn append(
+    /// Adds messages with their flags (keyword letters named by
+    /// `keywords`) and internal dates: all of them, or none when one
+    /// fails (IMAP MULTIAPPEND). Returns their UIDs and index paths.
+    pub fn append_all(
         &self,
-        message: &[u8],
-        flags: &Flags,
+        messages: &[(&[u8], &Flags, Option<SystemTime>)],
         keywords: &Keywords,
-        internal_date: Option<SystemTime>,
-    ) -> io::Result<(u32, PathBuf)> {
+    ) -> io::Result<Vec<(u32, PathBuf)>> {
         match self {
-            Store::Maildir(d) => d.append(message, flags, internal_date),
-            Store::Mbox(b) => mbox_append(b, message, flags, keywords, internal_date),
+            Store::Maildir(d) => {
+                let mut added: Vec<(u32, PathBuf)> = Vec::with_capacity(messages.len());
+                for (data, flags, date) in messages {
+                    match d.append(data, flags, *date) {
+                        Ok(a) => added.push(a),
+                        Err(e) => {
+                            for (_, p) in &added {
+                                let _ = fs::remove_file(p);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(added)
+            }
+            Store::Mbox(b) => mbox_append_all(b, messages, keywords),
         }
     }
 }
 
-/// Appends to an mbox; the UID and the index path the message will have.
-fn mbox_append(
+/// Appends to an mbox, in one write; the UIDs and the index paths the
+/// messages will have.
+fn mbox_append_all(
     b: &Mbox,
-    message: &[u8],
-    flags: &Flags,
+    messages: &[(&[u8], &Flags, Option<SystemTime>)],
     keywords: &Keywords,
-    internal_date: Option<SystemTime>,
-) -> io::Result<(u32, PathBuf)> {
+) -> io::Result<Vec<(u32, PathBuf)>> {
     // With flags it is not recent (as a snapshot would see it).
-    let old = *flags != Flags::default();
-    let hf = header_flags(flags, keywords, old);
-    let uid = b.append(message, &hf, internal_date.unwrap_or_else(SystemTime::now))?;
-    Ok((uid, b.path().join(if old { "cur" } else { "new" })))
+    let old: Vec<bool> = messages
+        .iter()
+        .map(|(_, f, _)| **f != Flags::default())
+        .collect();
+    let hfs: Vec<HeaderFlags> = messages
+        .iter()
+        .zip(&old)
+        .map(|((_, f, _), &o)| header_flags(f, keywords, o))
+        .collect();
+    let now = SystemTime::now();
+    let items: Vec<(&[u8], &HeaderFlags, SystemTime)> = messages
+        .iter()
+        .zip(&hfs)
+        .map(|((d, _, t), hf)| (*d, hf, t.unwrap_or(now)))
+        .collect();
+    let uids = b.append_all(&items)?;
+    Ok(uids
+        .into_iter()
+        .zip(old)
+        .map(|(uid, o)| (uid, b.path().join(if o { "cur" } else { "new" })))
+        .collect())
 }
 
 /// The flags an mbox's headers can hold, as the HDR of an index name:

@@ -233,17 +233,22 @@ pub fn deliver(
     message: &[u8],
     opts: &MboxOptions,
 ) -> io::Result<()> {
+    deliver_encoded(path, &encode(sender, arrival, message), opts)
+}
+
+/// [`deliver`] of what [`encode`] made (of one message or more, written
+/// together: all of them, or none when it fails).
+pub fn deliver_encoded(path: &Path, data: &[u8], opts: &MboxOptions) -> io::Result<()> {
     let now = Instant::now();
     let deadline = now
         .checked_add(opts.lock_timeout)
         .unwrap_or_else(|| now + Duration::from_secs(365 * 86400));
-    let data = encode(sender, arrival, message);
     for _ in 0..OPEN_TRIES {
         let (file, meta) = open_mbox(path, opts)?;
         if !meta.file_type().is_file() {
             // /dev/null and the like: no locks, no fsync, no truncation.
             return (&file)
-                .write_all(&data)
+                .write_all(data)
                 .map_err(|e| context("error writing message", e));
         }
         if opts.strict_owner
@@ -281,7 +286,7 @@ pub fn deliver(
             if needs_line_end(f, old_len)? {
                 f.write_all(b"\n")?;
             }
-            f.write_all(&data)
+            f.write_all(data)
         });
         // Kernel lock first, then the dot lock, as Postfix releases them.
         drop(file);

@@ -435,22 +435,51 @@ impl Mbox {
     /// with `flags` in its `Status:`, `X-Status:` and `X-Keywords:`
     /// fields (those the message had are replaced). Returns its UID.
     pub fn append(&self, message: &[u8], flags: &HeaderFlags, date: SystemTime) -> io::Result<u32> {
-        let data = delivery::encode("", date, &with_flags_in_message(message, flags));
+        let uids = self.append_all(&[(message, flags, date)])?;
+        uids.first()
+            .copied()
+            .ok_or_else(|| io::Error::other("nothing appended"))
+    }
+
+    /// [`Mbox::append`] of several messages, in one write under one
+    /// lock: all of them are added, or none (IMAP's MULTIAPPEND and COPY
+    /// are all or nothing). Returns their UIDs in order.
+    pub fn append_all(
+        &self,
+        messages: &[(&[u8], &HeaderFlags, SystemTime)],
+    ) -> io::Result<Vec<u32>> {
+        let mut data = Vec::new();
+        let mut lens = Vec::with_capacity(messages.len());
+        for (message, flags, date) in messages {
+            let one = delivery::encode("", *date, &with_flags_in_message(message, flags));
+            lens.push(one.len() as u64);
+            data.extend_from_slice(&one);
+        }
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut locked = self.lock()?;
         if locked.file.is_none() {
             // Created as delivery creates it, under its own locks.
             drop(locked);
-            delivery::deliver(
-                &self.path,
-                "",
-                date,
-                &with_flags_in_message(message, flags),
-                &MboxOptions::default(),
-            )?;
+            delivery::deliver_encoded(&self.path, &data, &MboxOptions::default())?;
             locked = self.lock()?;
             let (view, list, _) = self.look(locked.file.as_ref())?;
-            // The last message is ours unless a delivery came between.
-            return self.uid_at(&view, &list, view.messages.last().map(|m| m.span.start));
+            // The last messages are ours unless a delivery came between.
+            let ours = view
+                .messages
+                .len()
+                .checked_sub(messages.len())
+                .ok_or_else(|| {
+                    io::Error::other(format!(
+                        "{}: the messages just appended are not in the file",
+                        self.path.display()
+                    ))
+                })?;
+            return view.messages[ours..]
+                .iter()
+                .map(|m| self.uid_at(&view, &list, Some(m.span.start)))
+                .collect();
         }
         let Some(file) = locked.file.as_ref() else {
             return Err(io::Error::other("the mbox file went away"));
@@ -470,7 +499,14 @@ impl Mbox {
         })
         .map_err(|e| context(format!("append to {path}"), e))?;
         let (view, list, _) = self.look(Some(file))?;
-        self.uid_at(&view, &list, Some(start))
+        lens.iter()
+            .scan(start, |at, len| {
+                let here = *at;
+                *at += len;
+                Some(here)
+            })
+            .map(|at| self.uid_at(&view, &list, Some(at)))
+            .collect()
     }
 
     /// The UID of the message that starts at `start`.
