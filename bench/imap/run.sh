@@ -367,14 +367,15 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 # ms SERVER STEP: the median time of a step, in milliseconds
 ms() {
     local line
-    while read -r line; do field "$line" "${2}_s"; done <"$WORK/runs.$1" | median | awk '{ printf "%.1f", $1 * 1000 }'
+    while read -r line; do field "$line" "${2}_s"; done <"$WORK/runs.$1" | median |
+        awk '{ v = $1 * 1000; printf (v < 0.1 ? "%.3f" : v < 1 ? "%.2f" : "%.1f"), v }'
 }
 # per_conn SERVER COLUMN: KB per idle connection (COLUMN 1 = RSS, 2 = PSS)
 per_conn() {
     read -r -a m <"$WORK/idle.$1"
     awk -v b="${m[$(($2 - 1))]}" -v a="${m[$(($2 + 2))]}" -v n="$IDLE" 'BEGIN { printf "%.0f", (a - b) / n }'
 }
-ratio() { awk -v i="$1" -v d="$2" 'BEGIN { if (i > 0) printf "%.1f", d / i; else print "-" }'; }
+ratio() { awk -v i="$1" -v d="$2" 'BEGIN { if (i > 0) printf (d / i < 100 ? "%.1f" : "%.0f"), d / i; else print "-" }'; }
 
 DV_VERSION=$(dovecot --version | cut -d' ' -f1)
 some=$(echo "$SERVERS" | awk '{ print $1 }')

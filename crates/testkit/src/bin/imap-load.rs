@@ -693,6 +693,8 @@ fn client(o: Arc<Options>, i: usize, barrier: Arc<Barrier>) -> Result<Done, Stri
     });
     barrier.wait();
     for step in STEPS {
+        // Each step starts when the main thread has its clock running.
+        barrier.wait();
         if let Ok(ref mut cl) = c {
             let r = match step {
                 "select" => cl.select(o.expect),
@@ -727,6 +729,7 @@ fn steps(o: Arc<Options>) -> ExitCode {
     let cpu0 = cpu_seconds();
     for step in STEPS {
         let t = Instant::now();
+        barrier.wait();
         barrier.wait();
         times.push((t.elapsed().as_secs_f64(), step));
     }
