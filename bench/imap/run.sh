@@ -373,7 +373,7 @@ ms() {
 # per_conn SERVER COLUMN: KB per idle connection (COLUMN 1 = RSS, 2 = PSS)
 per_conn() {
     read -r -a m <"$WORK/idle.$1"
-    awk -v b="${m[$(($2 - 1))]}" -v a="${m[$(($2 + 2))]}" -v n="$IDLE" 'BEGIN { printf "%.0f", (a - b) / n }'
+    awk -v b="${m[$(($2 - 1))]}" -v a="${m[$(($2 + 2))]}" -v n="$IDLE" 'BEGIN { v = (a - b) / n; if (v < 1) print "<1"; else printf "%.0f", v }'
 }
 ratio() { awk -v i="$1" -v d="$2" 'BEGIN { if (i > 0) printf (d / i < 100 ? "%.1f" : "%.0f"), d / i; else print "-" }'; }
 
