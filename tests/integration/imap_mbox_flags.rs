@@ -27,6 +27,13 @@ fn python(script: &str) -> String {
     crate::common::python(&format!("{PY_HEAD}\n{script}"))
 }
 
+/// [`python`] of `script` in a session of tom's, the INBOX selected as `m`.
+fn in_inbox(port: u16, script: &str) -> String {
+    python(&format!(
+        "m = login({port})\nok(m.select(\"INBOX\"))\n{script}"
+    ))
+}
+
 /// `UID n FLAGS (...)` of every INBOX message, a line each, as imaplib
 /// gets them in a new session.
 fn uids_and_flags(port: u16) -> String {
@@ -260,11 +267,9 @@ c.shutdown()
 #[test]
 fn append_and_copy_into_the_mbox_inbox() {
     let inst = started_with(&["one"]);
-    let port = inst.imap_port;
-    let out = python(&format!(
+    let out = in_inbox(
+        inst.imap_port,
         r#"
-m = login({port})
-ok(m.select("INBOX"))
 msg = b"From: tom@example.test\r\nSubject: appended\r\n\r\nFrom the top\r\nhello\r\n"
 typ, data = m.append("INBOX", r"(\Seen $Sent)", None, msg)
 assert typ == "OK", data
@@ -279,8 +284,8 @@ body = ok(m.uid("FETCH", "2", "(BODY.PEEK[])"))[0][1]
 # Served as stored (mboxo: nothing unquoted).
 assert body == msg.replace(b"\r\nFrom the", b"\r\n>From the"), body
 m.logout()
-"#
-    ));
+"#,
+    );
     assert_eq!(
         out,
         "2\n3\n1 (UID 1 FLAGS (\\Recent))\n2 (UID 2 FLAGS (\\Seen $Sent))\n3 (UID 3 FLAGS (\\Recent))\n",
@@ -309,17 +314,15 @@ m.logout()
 #[test]
 fn multiappend_into_the_mbox_inbox() {
     let inst = started_with(&["one"]);
-    let port = inst.imap_port;
-    let out = python(&format!(
+    let out = in_inbox(
+        inst.imap_port,
         r#"
-m = login({port})
-ok(m.select("INBOX"))
 msgs = [(r"(\Seen)", b"Subject: first\r\n\r\nbody 1\r\n"),
         ("()", b"Subject: second\r\n\r\nbody 2\r\n"),
         (r"(\Flagged $Work)", b"Subject: third\r\n\r\nbody 3\r\n")]
 cmd = b"A1 APPEND INBOX"
 for flags, msg in msgs:
-    cmd += b" " + flags.encode() + b" {{%d+}}\r\n" % len(msg) + msg
+    cmd += b" " + flags.encode() + b" {%d+}\r\n" % len(msg) + msg
 m.send(cmd + b"\r\n")
 while True:
     line = m.readline()
@@ -331,8 +334,8 @@ for line in ok(m.fetch("2:*", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
     if isinstance(line, tuple):
         print(line[0].decode().split(" BODY")[0], line[1].decode().strip())
 m.logout()
-"#
-    ));
+"#,
+    );
     let validity = out.split_whitespace().nth(1).unwrap_or("?").to_string();
     assert_eq!(
         out,
