@@ -288,7 +288,7 @@ m.logout()
     );
     assert_eq!(
         out,
-        "2\n3\n1 (UID 1 FLAGS (\\Recent))\n2 (UID 2 FLAGS (\\Seen $Sent))\n3 (UID 3 FLAGS (\\Recent))\n",
+        "2\n3\n1 (UID 1 FLAGS (\\Recent))\n2 (UID 2 FLAGS (\\Seen $Sent \\Recent))\n3 (UID 3 FLAGS (\\Recent))\n",
         "{}",
         inst.diagnostics()
     );
@@ -310,7 +310,8 @@ m.logout()
 }
 
 /// MULTIAPPEND (RFC 3502) into the mbox INBOX: the messages land
-/// together, in order, each with its flags, and get consecutive UIDs.
+/// together, in order, each with its flags (and \Recent for the session
+/// that added them), and get consecutive UIDs.
 #[test]
 fn multiappend_into_the_mbox_inbox() {
     let inst = started_with(&["one"]);
@@ -341,9 +342,9 @@ m.logout()
         out,
         format!(
             "APPENDUID {validity} 2:4\n\
-             2 (UID 2 FLAGS (\\Seen) Subject: first\n\
+             2 (UID 2 FLAGS (\\Seen \\Recent) Subject: first\n\
              3 (UID 3 FLAGS (\\Recent) Subject: second\n\
-             4 (UID 4 FLAGS (\\Flagged $Work) Subject: third\n"
+             4 (UID 4 FLAGS (\\Flagged $Work \\Recent) Subject: third\n"
         ),
         "{}",
         inst.diagnostics()

@@ -484,6 +484,10 @@ pub struct View {
     seen_modseq: u64,
     /// Expunges found but not reported yet.
     pending: bool,
+    /// UIDs this session added to the folder (APPEND, COPY, MOVE) and
+    /// has not seen yet: \Recent for it when it does (RFC 3501 §6.3.11,
+    /// §6.4.7), as no other session can have seen them first.
+    pub added: Vec<u32>,
 }
 
 impl Drop for View {
@@ -528,6 +532,7 @@ impl View {
             keyword_count: 0,
             seen_modseq: 0,
             pending: false,
+            added: Vec::new(),
         };
         v.watch.receiver.mark_unchanged();
         let folder = v.folder.clone();
@@ -656,9 +661,11 @@ impl View {
             self.msgs.push(Known {
                 uid: r.uid,
                 modseq: r.modseq,
-                recent,
+                recent: recent || self.added.contains(&r.uid),
             });
         }
+        let last = self.msgs.last().map_or(0, |m| m.uid);
+        self.added.retain(|&u| u > last);
         let added = self.msgs.len() + up.expunged.len() != before;
         // EXPUNGE already lowers the count: EXISTS only for new ones.
         if added {

@@ -1725,6 +1725,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         };
         uids.extend(stored.iter().map(|(u, _)| *u));
+        if let Some(v) = self.view.as_mut()
+            && v.folder.path == folder.path
+        {
+            v.added.extend(&uids);
+        }
         let st = folder.sync().map_err(io_no)?;
         let v = st.index.uidvalidity();
         drop(st);
@@ -2483,6 +2488,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return Ok(());
             }
         };
+        if let Some(v) = self.view.as_mut()
+            && v.folder.path == target.path
+        {
+            v.added.extend(&to);
+        }
         let code = Code::CopyUid {
             uid_validity: validity,
             source: ironpost_proto::imap::sequence::compact(&from),
