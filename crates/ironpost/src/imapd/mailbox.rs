@@ -485,8 +485,9 @@ pub struct View {
     /// Expunges found but not reported yet.
     pending: bool,
     /// UIDs this session added to the folder (APPEND, COPY, MOVE) and
-    /// has not seen yet: \Recent for it when it does (RFC 3501 §6.3.11,
-    /// §6.4.7), as no other session can have seen them first.
+    /// has not seen yet, ascending (new UIDs only grow): \Recent for it
+    /// when it does (RFC 3501 §6.3.11, §6.4.7), as no other session can
+    /// have seen them first.
     pub added: Vec<u32>,
 }
 
@@ -661,7 +662,7 @@ impl View {
             self.msgs.push(Known {
                 uid: r.uid,
                 modseq: r.modseq,
-                recent: recent || self.added.contains(&r.uid),
+                recent: recent || self.added.binary_search(&r.uid).is_ok(),
             });
         }
         let last = self.msgs.last().map_or(0, |m| m.uid);

@@ -1725,16 +1725,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             }
         };
         uids.extend(stored.iter().map(|(u, _)| *u));
-        if let Some(v) = self.view.as_mut()
-            && v.folder.path == folder.path
-        {
-            v.added.extend(&uids);
-        }
+        self.added_to(&folder, &uids);
         let st = folder.sync().map_err(io_no)?;
         let v = st.index.uidvalidity();
         drop(st);
         folder.sync_soon();
         Ok(Code::append_uid(v, &uids))
+    }
+
+    /// This session put `uids` into `folder`: \Recent for it if that is
+    /// the selected folder.
+    fn added_to(&mut self, folder: &Folder, uids: &[u32]) {
+        if let Some(v) = self.view.as_mut()
+            && v.folder.path == folder.path
+        {
+            v.added.extend(uids);
+        }
     }
 
     /// Sends what changed in the selected folder: EXPUNGE only when
@@ -2488,11 +2494,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return Ok(());
             }
         };
-        if let Some(v) = self.view.as_mut()
-            && v.folder.path == target.path
-        {
-            v.added.extend(&to);
-        }
+        self.added_to(&target, &to);
         let code = Code::CopyUid {
             uid_validity: validity,
             source: ironpost_proto::imap::sequence::compact(&from),

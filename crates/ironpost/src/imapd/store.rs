@@ -17,7 +17,7 @@
 //! program (mutt, Dovecot) shows as a new HDR and wins. The store's keys
 //! leave the flag headers out, so neither changes a message's UID.
 //! APPEND and COPY into an mbox append as local delivery does
-//! ([`Mbox::append`]); EXPUNGE rewrites the file in place under
+//! ([`Mbox::append_all`]); EXPUNGE rewrites the file in place under
 //! local(8)'s locks.
 
 use std::fs;
@@ -244,7 +244,7 @@ impl Store {
 
     /// Copies messages in, with their flags (keyword letters named by
     /// `keywords`, the folder's). Into an mbox: appended as
-    /// [`Mbox::append`] does, each read from the mbox it is in (this one)
+    /// [`Mbox::append_all`] does, each read from the mbox it is in (this one)
     /// or from its file.
     pub fn copy_in(
         &self,
@@ -265,7 +265,7 @@ impl Store {
                     };
                     match data {
                         Ok(d) => {
-                            read.push((d, flags.clone(), Some(m.internal_date)));
+                            read.push((d, flags, Some(m.internal_date)));
                             out.push(true);
                         }
                         // Gone meanwhile: not copied.
@@ -273,7 +273,7 @@ impl Store {
                         Err(e) => return Err(e),
                     }
                 }
-                let items: Vec<_> = read.iter().map(|(d, f, t)| (&d[..], f, *t)).collect();
+                let items: Vec<_> = read.iter().map(|(d, f, t)| (&d[..], *f, *t)).collect();
                 let mut added = mbox_append_all(b, &items, keywords)?.into_iter();
                 Ok(out
                     .into_iter()
@@ -320,15 +320,13 @@ fn mbox_append_all(
     keywords: &Keywords,
 ) -> io::Result<Vec<(u32, PathBuf)>> {
     // With flags it is not recent (as a snapshot would see it).
-    let old: Vec<bool> = messages
+    let (old, hfs): (Vec<bool>, Vec<HeaderFlags>) = messages
         .iter()
-        .map(|(_, f, _)| **f != Flags::default())
-        .collect();
-    let hfs: Vec<HeaderFlags> = messages
-        .iter()
-        .zip(&old)
-        .map(|((_, f, _), &o)| header_flags(f, keywords, o))
-        .collect();
+        .map(|(_, f, _)| {
+            let old = **f != Flags::default();
+            (old, header_flags(f, keywords, old))
+        })
+        .unzip();
     let now = SystemTime::now();
     let items: Vec<(&[u8], &HeaderFlags, SystemTime)> = messages
         .iter()

@@ -10,7 +10,7 @@
 //!   Maildir's; [`Mbox::snapshot_with_keywords`] also gives the
 //!   keywords by name), [`Mbox::read`], [`Mbox::expunge`],
 //!   [`Mbox::write_flags`] ([`FlagsChange`], [`HeaderFlags`]),
-//!   [`Mbox::append`].
+//!   [`Mbox::append_all`].
 //! - the scanner (`scan`): splits the file into messages, one pass, the
 //!   file never held in memory whole; gives each its place, key, sizes,
 //!   flags and date.
@@ -170,7 +170,7 @@
 //! growth they may be overwritten (a warning is logged).
 //!
 //! ## Append
-//! [`Mbox::append`] (IMAP APPEND and COPY) writes what delivery writes
+//! [`Mbox::append_all`] (IMAP APPEND and COPY) writes what delivery writes
 //! ([`crate::mailbox::mbox::encode`]: a `From MAILER-DAEMON  <date>`
 //! line, `>From ` quoting, the empty line after), the message's flags
 //! put into its headers as above, under the same locks, fsync'd and cut
@@ -429,34 +429,28 @@ impl Mbox {
         Ok(done)
     }
 
-    /// Appends a message as delivery does (a `From ` line with
-    /// `MAILER-DAEMON` and `date`, `>From ` quoting, the empty line after
-    /// it; under the same locks; fsync'd, cut off again if that fails),
-    /// with `flags` in its `Status:`, `X-Status:` and `X-Keywords:`
-    /// fields (those the message had are replaced). Returns its UID.
-    pub fn append(&self, message: &[u8], flags: &HeaderFlags, date: SystemTime) -> io::Result<u32> {
-        let uids = self.append_all(&[(message, flags, date)])?;
-        uids.first()
-            .copied()
-            .ok_or_else(|| io::Error::other("nothing appended"))
-    }
-
-    /// [`Mbox::append`] of several messages, in one write under one
-    /// lock: all of them are added, or none (IMAP's MULTIAPPEND and COPY
-    /// are all or nothing). Returns their UIDs in order.
+    /// Appends messages as delivery does (each with a `From ` line with
+    /// `MAILER-DAEMON` and its date, `>From ` quoting, the empty line
+    /// after it; under the same locks; fsync'd, cut off again if that
+    /// fails), each with its flags in its `Status:`, `X-Status:` and
+    /// `X-Keywords:` fields (those the message had are replaced). One
+    /// write under one lock: all of them are added, or none (IMAP's
+    /// MULTIAPPEND and COPY are all or nothing). Returns their UIDs in
+    /// order.
     pub fn append_all(
         &self,
         messages: &[(&[u8], &HeaderFlags, SystemTime)],
     ) -> io::Result<Vec<u32>> {
-        let mut data = Vec::new();
-        let mut lens = Vec::with_capacity(messages.len());
-        for (message, flags, date) in messages {
-            let one = delivery::encode("", *date, &with_flags_in_message(message, flags));
-            lens.push(one.len() as u64);
-            data.extend_from_slice(&one);
-        }
         if messages.is_empty() {
             return Ok(Vec::new());
+        }
+        let mut data = Vec::new();
+        for (message, flags, date) in messages {
+            data.extend_from_slice(&delivery::encode(
+                "",
+                *date,
+                &with_flags_in_message(message, flags),
+            ));
         }
         let mut locked = self.lock()?;
         if locked.file.is_none() {
@@ -466,20 +460,8 @@ impl Mbox {
             locked = self.lock()?;
             let (view, list, _) = self.look(locked.file.as_ref())?;
             // The last messages are ours unless a delivery came between.
-            let ours = view
-                .messages
-                .len()
-                .checked_sub(messages.len())
-                .ok_or_else(|| {
-                    io::Error::other(format!(
-                        "{}: the messages just appended are not in the file",
-                        self.path.display()
-                    ))
-                })?;
-            return view.messages[ours..]
-                .iter()
-                .map(|m| self.uid_at(&view, &list, Some(m.span.start)))
-                .collect();
+            let first = view.messages.len().checked_sub(messages.len());
+            return self.uids_from(&view, &list, first, messages.len());
         }
         let Some(file) = locked.file.as_ref() else {
             return Err(io::Error::other("the mbox file went away"));
@@ -499,32 +481,36 @@ impl Mbox {
         })
         .map_err(|e| context(format!("append to {path}"), e))?;
         let (view, list, _) = self.look(Some(file))?;
-        lens.iter()
-            .scan(start, |at, len| {
-                let here = *at;
-                *at += len;
-                Some(here)
-            })
-            .map(|at| self.uid_at(&view, &list, Some(at)))
-            .collect()
+        let first = view.messages.iter().position(|m| m.span.start == start);
+        self.uids_from(&view, &list, first, messages.len())
     }
 
-    /// The UID of the message that starts at `start`.
-    fn uid_at(&self, view: &View, list: &UidList, start: Option<u64>) -> io::Result<u32> {
-        let key = view
-            .messages
+    /// The UIDs of the `count` messages from message `first` on (written
+    /// together, so next to each other in the file).
+    fn uids_from(
+        &self,
+        view: &View,
+        list: &UidList,
+        first: Option<usize>,
+        count: usize,
+    ) -> io::Result<Vec<u32>> {
+        let missing = || {
+            io::Error::other(format!(
+                "{}: the messages just appended are not where they were written",
+                self.path.display()
+            ))
+        };
+        let keys = first
+            .and_then(|i| view.keys.get(i..i + count))
+            .ok_or_else(missing)?;
+        let uids: HashMap<&str, u32> = list
+            .entries
             .iter()
-            .zip(&view.keys)
-            .find(|(m, _)| Some(m.span.start) == start)
-            .map(|(_, k)| k);
-        key.and_then(|k| list.entries.iter().find(|e| &e.base == k))
-            .map(|e| e.uid)
-            .ok_or_else(|| {
-                io::Error::other(format!(
-                    "{}: the message just appended is not where it was written",
-                    self.path.display()
-                ))
-            })
+            .map(|e| (e.base.as_str(), e.uid))
+            .collect();
+        keys.iter()
+            .map(|k| uids.get(k.as_str()).copied().ok_or_else(missing))
+            .collect()
     }
 
     /// The message's content as stored (LF line ends, as the file has

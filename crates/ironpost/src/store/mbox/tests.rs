@@ -1072,21 +1072,21 @@ fn append_writes_a_from_line_quoting_and_the_flags_and_gives_the_uid() {
     let t = UNIX_EPOCH + Duration::from_secs(1_793_610_300);
     // Into a missing file: created as delivery creates it.
     let flags = header_flags("S", &["$Label1"]);
-    let uid = f
+    let added = f
         .mbox
-        .append(b"Subject: a\r\nStatus: U\r\n\r\nFrom me\r\n", &flags, t)
+        .append_all(&[(b"Subject: a\r\nStatus: U\r\n\r\nFrom me\r\n", &flags, t)])
         .unwrap();
-    assert_eq!(uid, 1);
+    assert_eq!(added, [1]);
     f.deliver("x@y", &subject(1));
     // After a file without its final empty line.
     let mut text = f.bytes();
     text.pop();
     f.write(&text);
-    let uid = f
+    let added = f
         .mbox
-        .append(b"Subject: b\r\n", &HeaderFlags::default(), t)
+        .append_all(&[(b"Subject: b\r\n", &HeaderFlags::default(), t)])
         .unwrap();
-    assert_eq!(uid, 3);
+    assert_eq!(added, [3]);
     let text = String::from_utf8(f.bytes()).unwrap();
     let from = super::delivery::from_line("", t);
     assert!(
