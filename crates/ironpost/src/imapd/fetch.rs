@@ -225,9 +225,9 @@ pub fn respond_into(
             }
             FetchAttr::Rfc822 => {
                 let Some(raw) = m.raw else { continue };
-                let len = crlf_len(raw);
+                // Converted in one pass, the index's size as the guess.
+                let len = r.rfc822_with(m.wire_size as usize, |out| crlf_into(out, raw));
                 count(stats, item, len, &mut hdr_counted, &mut body_counted);
-                r.rfc822_with(len, |out| crlf_into(out, raw));
             }
             FetchAttr::BodySection {
                 section: Section { part, text: None },
@@ -246,12 +246,16 @@ pub fn respond_into(
                         r.body_section(&Section::default(), Some(p.offset), Some(data));
                     }
                     None => {
-                        // Converted straight into the response.
-                        let len = crlf_len(raw);
+                        // Converted straight into the response, in one
+                        // pass: the index's size is the literal's length
+                        // unless the file says otherwise.
+                        let len = r.body_section_with(
+                            &Section::default(),
+                            None,
+                            m.wire_size as usize,
+                            |out| crlf_into(out, raw),
+                        );
                         count(stats, item, len, &mut hdr_counted, &mut body_counted);
-                        r.body_section_with(&Section::default(), None, len, |out| {
-                            crlf_into(out, raw)
-                        });
                     }
                 }
             }
@@ -397,22 +401,9 @@ impl ReadAhead {
 /// The stored message (LF or CRLF line ends, mixed) with CRLF line ends,
 /// as IMAP sends it.
 pub fn crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(crlf_len(raw));
+    let mut out = Vec::new();
     crlf_into(&mut out, raw);
     out
-}
-
-/// The length of [`crlf`] of `raw`: one more octet for each LF that no
-/// CR precedes.
-pub fn crlf_len(raw: &[u8]) -> usize {
-    let lfs = memchr::memchr_iter(b'\n', raw).count();
-    // Messages are stored with LF line ends: most have no CR at all.
-    let crlfs = if memchr::memchr(b'\r', raw).is_some() {
-        memchr::memmem::find_iter(raw, b"\r\n").count()
-    } else {
-        0
-    };
-    raw.len() + lfs - crlfs
 }
 
 /// Appends [`crlf`] of `raw` to `out`.
@@ -473,7 +464,8 @@ mod tests {
             panic!("a Maildir folder")
         };
         let body = |i: usize| format!("Subject: {i}\n\nmessage {i}\n").into_bytes();
-        for i in 0..20 {
+        // Enough for several chunks, so that both readers have some.
+        for i in 0..100 {
             md.append(&body(i), &Flags::default(), None).unwrap();
         }
         let big = [b"Subject: big\n\n".to_vec(), vec![b'x'; 1 << 21]].concat();
@@ -491,7 +483,7 @@ mod tests {
         let mut msgs: Vec<Option<Message>> = snap.messages.iter().cloned().map(Some).collect();
         msgs.insert(5, None);
         let mut ahead = ReadAhead::start(&folder, msgs).unwrap();
-        for i in 0..20 {
+        for i in 0..100 {
             if i == 5 {
                 assert!(ahead.take().is_none(), "nothing to read at {i}");
             }
@@ -519,18 +511,6 @@ mod tests {
             let lf = format!("{line}\n{line}\r\n{line}");
             let want = format!("{line}\r\n{line}\r\n{line}");
             assert_eq!(crlf(lf.as_bytes()), want.as_bytes(), "{n}");
-        }
-        // The literal's length is announced before the octets.
-        for raw in [
-            &b""[..],
-            b"\n\n",
-            b"\r\n\r\n",
-            b"a\r\r\nb\rc\n",
-            b"\n\r",
-            b"x\r",
-            b"mixed\nends\r\nhere\n",
-        ] {
-            assert_eq!(crlf_len(raw), crlf(raw).len(), "{raw:?}");
         }
         assert_eq!(crlf(b"a\r\r\nb\rc\n"), b"a\r\r\nb\rc\r\n");
     }
@@ -585,5 +565,45 @@ mod tests {
             )
         );
         assert_eq!((stats.body_count, stats.body_bytes), (1, 14));
+    }
+
+    #[test]
+    fn whole_message_literals_count_what_was_sent() {
+        let s = Structure::of(MSG);
+        let wire = crlf(MSG).len();
+        // The index's size is only the literal's first guess: a file that
+        // changed behind the index (another length, another number of
+        // digits) is still sent with its own length.
+        for guess in [wire, wire - 1, wire + 1, 7, 123_456_789] {
+            let m = Item {
+                seq: 1,
+                uid: 5,
+                flags: &[],
+                recent: false,
+                internal_date: std::time::UNIX_EPOCH,
+                wire_size: guess as u64,
+                modseq: 1,
+                structure: Some(&s),
+                raw: Some(MSG),
+            };
+            let items = [
+                FetchAttr::Rfc822,
+                FetchAttr::BodySection {
+                    peek: true,
+                    section: Section::default(),
+                    partial: None,
+                },
+            ];
+            let mut stats = Stats::default();
+            let (out, err) = respond(&items, &m, false, false, false, &mut stats);
+            assert!(err.is_none());
+            let body = String::from_utf8(crlf(MSG)).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("* 1 FETCH (RFC822 {{{wire}}}\r\n{body} BODY[] {{{wire}}}\r\n{body})\r\n"),
+                "guess {guess}"
+            );
+            assert_eq!(stats.body_bytes, 2 * wire as u64);
+        }
     }
 }

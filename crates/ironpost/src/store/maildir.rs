@@ -62,7 +62,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -1254,20 +1254,44 @@ fn wire_size_of(path: &Path) -> io::Result<u64> {
     Ok(size)
 }
 
+/// Runs `open` with `O_NOATIME` as its extra flag while the kernel
+/// allows it (the files are the server's own, or it runs as root), with
+/// none once it refused. Reading a message then leaves its inode alone:
+/// with `relatime`, the first read after a flag change (a rename, which
+/// sets the inode's change time) would write a new access time, one inode
+/// write per message a FETCH, SEARCH or POP3 RETR reads. Nothing reads a
+/// Maildir message's access time: new mail is what is in `new/`.
+fn without_atime<T>(open: impl Fn(nix::libc::c_int) -> io::Result<T>) -> io::Result<T> {
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+    if !REFUSED.load(AtomicOrdering::Relaxed) {
+        match open(nix::libc::O_NOATIME) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::EPERM) => {
+                REFUSED.store(true, AtomicOrdering::Relaxed)
+            }
+            r => return r,
+        }
+    }
+    open(0)
+}
+
 /// Opens a regular file for reading: no symlink followed, no FIFO waited
 /// on (`InvalidData` for anything but a regular file). Gives its size too.
 fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                io::Error::new(io::ErrorKind::InvalidData, "a symbolic link")
-            } else {
-                e
-            }
-        })?;
+    let f = without_atime(|noatime| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(
+                nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | noatime,
+            )
+            .open(path)
+    })
+    .map_err(|e| {
+        if e.raw_os_error() == Some(nix::libc::ELOOP) {
+            io::Error::new(io::ErrorKind::InvalidData, "a symbolic link")
+        } else {
+            e
+        }
+    })?;
     let meta = f.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::new(
@@ -1298,7 +1322,15 @@ impl Reader<'_> {
         };
         // Not following a symbolic link; a FIFO does not block the read.
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let f = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
+        let f = match without_atime(|noatime| {
+            nix::fcntl::openat(
+                dir,
+                name,
+                flags | OFlag::from_bits_retain(noatime),
+                Mode::empty(),
+            )
+            .map_err(io::Error::from)
+        }) {
             Ok(fd) => File::from(fd),
             // Renamed or expunged since the snapshot, or not a plain
             // file: the slow way finds it or says why.

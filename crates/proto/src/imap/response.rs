@@ -304,13 +304,44 @@ pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// `{len}` CRLF and the octets `write` appends (exactly `len` of them).
-pub fn literal_with(out: &mut Vec<u8>, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
-    out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
-    out.reserve(len);
+/// `{n}` CRLF and the octets `write` appends, `n` being how many it
+/// appended. `expected` is written first; when `write` appends another
+/// number of octets, the count is put right afterwards (the data moved
+/// over by the difference in digits). For data made on the fly (line
+/// ends converted) in one pass, without counting it first. Returns `n`.
+pub fn literal_with(out: &mut Vec<u8>, expected: usize, write: impl FnOnce(&mut Vec<u8>)) -> usize {
+    let head = out.len();
+    out.push(b'{');
+    push_decimal(out, expected);
+    out.extend_from_slice(b"}\r\n");
     let start = out.len();
+    out.reserve(expected);
     write(out);
-    debug_assert_eq!(out.len() - start, len, "literal length");
+    let len = out.len() - start;
+    if len != expected {
+        let mut count = Vec::with_capacity(24);
+        count.push(b'{');
+        push_decimal(&mut count, len);
+        count.extend_from_slice(b"}\r\n");
+        out.splice(head..start, count);
+    }
+    len
+}
+
+/// `n` in decimal digits.
+fn push_decimal(out: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// `~{n}` CRLF and the octets (RFC 3516 §4.3).
@@ -910,31 +941,25 @@ impl FetchResponse {
         self
     }
 
-    /// `BODY[section]<origin>` and a literal of `len` octets that `write`
-    /// appends to the buffer it is given: for data made on the fly
-    /// (line ends converted) without a copy of its own. `write` must
-    /// append exactly `len` octets.
+    /// `BODY[section]<origin>` and a literal of the octets that `write`
+    /// appends to the buffer it is given: for data made on the fly (line
+    /// ends converted) without a copy of its own. `expected` is the
+    /// length it is thought to be ([`literal_with`]). Returns the length.
     pub fn body_section_with(
         &mut self,
         section: &Section,
         origin: Option<u64>,
-        len: usize,
+        expected: usize,
         write: impl FnOnce(&mut Vec<u8>),
-    ) -> &mut FetchResponse {
+    ) -> usize {
         let buf = self.item(section_name(section, origin).as_bytes());
-        literal_with(buf, len, write);
-        self
+        literal_with(buf, expected, write)
     }
 
     /// `RFC822 data` as [`FetchResponse::body_section_with`] writes it.
-    pub fn rfc822_with(
-        &mut self,
-        len: usize,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) -> &mut FetchResponse {
+    pub fn rfc822_with(&mut self, expected: usize, write: impl FnOnce(&mut Vec<u8>)) -> usize {
         let buf = self.item(b"RFC822 ");
-        literal_with(buf, len, write);
-        self
+        literal_with(buf, expected, write)
     }
 
     /// `RFC822 data`, `RFC822.HEADER data`, `RFC822.TEXT data`: `name`

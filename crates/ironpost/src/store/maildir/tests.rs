@@ -234,6 +234,29 @@ fn read_follows_a_moved_file_and_reports_expunge() {
     assert!(md.snapshot().unwrap().messages.is_empty());
 }
 
+#[test]
+fn reading_a_message_leaves_its_access_time() {
+    let (_dir, md) = maildir();
+    put(&md, "Subject: a\r\n\r\ntext\r\n");
+    let s = md.snapshot().unwrap();
+    let m = &s.messages[0];
+    // An access time older than the last change: `relatime` would write a
+    // new one at the next read.
+    let old = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    File::options()
+        .write(true)
+        .open(&m.path)
+        .unwrap()
+        .set_times(FileTimes::new().set_accessed(old))
+        .unwrap();
+    assert_eq!(md.read(m).unwrap(), b"Subject: a\n\ntext\n");
+    assert_eq!(
+        md.reader().unwrap().read(m).unwrap(),
+        b"Subject: a\n\ntext\n"
+    );
+    assert_eq!(fs::metadata(&m.path).unwrap().accessed().unwrap(), old);
+}
+
 /// Writes a message file the way Dovecot would have named it.
 fn dovecot_file(md: &Maildir, sub: &str, name: &str, content: &[u8]) {
     fs::write(md.path().join(sub).join(name), content).unwrap();
