@@ -14,8 +14,10 @@ use ironpost_proto::imap::response::FetchResponse;
 use ironpost_proto::imap::{DateTime, FetchAttr, Flag, Section, SectionText};
 use ironpost_proto::mime;
 
-use super::mailbox::Folder;
+use super::mailbox::{Folder, State};
+use super::store::{Reader, Store};
 use crate::store::Message;
+use crate::store::index::Sub;
 
 /// ENVELOPE, BODY and BODYSTRUCTURE of a message, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,21 +340,40 @@ const BATCH_BYTES: usize = 256 * 1024;
 const BATCH_COUNT: usize = 64;
 const BATCH_QUEUE: usize = 4;
 
+/// The index is looked up for this many messages at a time, under the
+/// folder's lock.
+const LOOKUP_COUNT: usize = 64;
+
 type Read = Option<io::Result<Vec<u8>>>;
+
+/// What the reader is to read for one message.
+enum Plan {
+    /// A Maildir file, by the name the index has.
+    File {
+        in_cur: bool,
+        name: String,
+        size: u64,
+    },
+    /// A message of another store.
+    Message(Message),
+}
 
 /// The message files of one FETCH, read in order on a thread of their
 /// own while the session's thread builds and sends the responses (open,
-/// read and close cost as much as the rest together). The thread stops
-/// when the session stops taking, at the end of the FETCH.
+/// read and close cost as much as the rest together). The thread looks
+/// the messages up in the folder's index itself, a few at a time, so
+/// that the session starts sending after the first few, not after a walk
+/// through all of them. It stops when the session stops taking, at the
+/// end of the FETCH.
 pub struct ReadAhead {
     rx: mpsc::Receiver<Vec<Read>>,
     batch: std::vec::IntoIter<Read>,
 }
 
 impl ReadAhead {
-    /// Reads `msgs` (`None`: nothing to read there); `None` when no
-    /// thread could be started.
-    pub fn start(folder: &Arc<Folder>, msgs: Vec<Option<Message>>) -> Option<ReadAhead> {
+    /// Reads the messages of `uids` in that order; `None` when no thread
+    /// could be started.
+    pub fn start(folder: &Arc<Folder>, uids: Vec<u32>) -> Option<ReadAhead> {
         let (tx, rx) = mpsc::sync_channel(BATCH_QUEUE);
         let folder = Arc::clone(folder);
         std::thread::Builder::new()
@@ -361,17 +382,29 @@ impl ReadAhead {
                 let reader = folder.store.reader();
                 let mut batch = Vec::with_capacity(BATCH_COUNT);
                 let mut bytes = 0;
-                for m in msgs {
-                    let data = m
-                        .filter(|m| m.size <= READ_AHEAD_MAX)
-                        .map(|m| reader.read(&m));
-                    bytes += data.as_ref().map_or(0, |d| d.as_ref().map_or(0, Vec::len));
-                    batch.push(data);
-                    if bytes >= BATCH_BYTES || batch.len() >= BATCH_COUNT {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_COUNT));
-                        bytes = 0;
-                        if tx.send(full).is_err() {
-                            return;
+                for group in uids.chunks(LOOKUP_COUNT) {
+                    let plans: Vec<Option<Plan>> = {
+                        let st = folder.lock();
+                        group.iter().map(|&uid| plan(&folder, &st, uid)).collect()
+                    };
+                    for p in plans {
+                        let data = match p {
+                            Some(Plan::File { in_cur, name, size }) => match &reader {
+                                Reader::Maildir(r) => r.read_in(in_cur, &name, size).map(Ok),
+                                Reader::Plain(_) => None,
+                            },
+                            Some(Plan::Message(m)) => Some(reader.read(&m)),
+                            None => None,
+                        };
+                        bytes += data.as_ref().map_or(0, |d| d.as_ref().map_or(0, Vec::len));
+                        batch.push(data);
+                        if bytes >= BATCH_BYTES || batch.len() >= BATCH_COUNT {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(BATCH_COUNT));
+                            bytes = 0;
+                            if tx.send(full).is_err() {
+                                return;
+                            }
                         }
                     }
                 }
@@ -387,13 +420,35 @@ impl ReadAhead {
     }
 
     /// The next message's bytes, in the order given; `None` when the
-    /// caller is to read it itself.
+    /// caller is to read it itself (not where the index said, too big to
+    /// read ahead, or the reader stopped).
     pub fn take(&mut self) -> Read {
         loop {
             if let Some(r) = self.batch.next() {
                 return r;
             }
             self.batch = self.rx.recv().ok()?.into_iter();
+        }
+    }
+}
+
+/// What to read for `uid`, as the index has it; `None`: nothing (the
+/// session reads it itself, or finds it gone).
+fn plan(folder: &Folder, st: &State, uid: u32) -> Option<Plan> {
+    let r = st.index.get(uid)?;
+    if r.size > READ_AHEAD_MAX {
+        return None;
+    }
+    match &folder.store {
+        Store::Maildir(_) => Some(Plan::File {
+            in_cur: r.sub == Sub::Cur,
+            name: r.name.clone(),
+            size: r.size,
+        }),
+        Store::Mbox(_) => {
+            let mut m = st.message(uid)?.clone();
+            m.path = folder.path.join(r.rel_path());
+            Some(Plan::Message(m))
         }
     }
 }
@@ -464,15 +519,16 @@ mod tests {
             panic!("a Maildir folder")
         };
         let body = |i: usize| format!("Subject: {i}\n\nmessage {i}\n").into_bytes();
-        // Enough for several chunks, so that both readers have some.
-        for i in 0..100 {
+        // Enough for several batches and index lookups.
+        for i in 0..150 {
             md.append(&body(i), &Flags::default(), None).unwrap();
         }
         let big = [b"Subject: big\n\n".to_vec(), vec![b'x'; 1 << 21]].concat();
         md.append(&big, &Flags::default(), None).unwrap();
+        drop(folder.sync().unwrap());
         let snap = md.snapshot().unwrap();
-        // After the snapshot: one message gets a flag (its file is
-        // renamed), one is expunged.
+        // After the index was brought in step: another program gives one
+        // message a flag (its file is renamed) and expunges one.
         let seen = Flags {
             seen: true,
             ..Flags::default()
@@ -480,16 +536,18 @@ mod tests {
         md.set_flags(&snap.messages[3], &seen).unwrap();
         md.expunge(&[&snap.messages[7]]).unwrap();
 
-        let mut msgs: Vec<Option<Message>> = snap.messages.iter().cloned().map(Some).collect();
-        msgs.insert(5, None);
-        let mut ahead = ReadAhead::start(&folder, msgs).unwrap();
-        for i in 0..100 {
+        let mut uids: Vec<u32> = snap.messages.iter().map(|m| m.uid).collect();
+        // And one UID the index does not have.
+        uids.insert(5, 1_000_000);
+        let mut ahead = ReadAhead::start(&folder, uids).unwrap();
+        for i in 0..150 {
             if i == 5 {
                 assert!(ahead.take().is_none(), "nothing to read at {i}");
             }
             match ahead.take() {
-                Some(Err(e)) if i == 7 => assert_eq!(e.kind(), io::ErrorKind::NotFound),
-                Some(Ok(data)) if i != 7 => assert_eq!(data, body(i)),
+                // Not where the index says: the session looks for it.
+                None if i == 3 || i == 7 => {}
+                Some(Ok(data)) if i != 3 && i != 7 => assert_eq!(data, body(i)),
                 other => panic!("message {i}: {other:?}"),
             }
         }
@@ -497,6 +555,11 @@ mod tests {
         assert!(ahead.take().is_none());
         // And then the reader has ended.
         assert!(ahead.take().is_none());
+        // The session's own read follows the renamed file and finds the
+        // expunged one gone.
+        assert_eq!(folder.store.read(&snap.messages[3]).unwrap(), body(3));
+        let gone = folder.store.read(&snap.messages[7]).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

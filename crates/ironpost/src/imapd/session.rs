@@ -1952,18 +1952,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         // The message files are read ahead on another thread while this
         // one builds and sends the responses.
         let mut ahead = if content && idx.len() >= fetch::READ_AHEAD_MIN {
-            let st = folder.lock();
-            let msgs = idx
-                .iter()
-                .map(|&i| {
-                    let uid = view.msgs[i].uid;
-                    let mut m = st.message(uid)?.clone();
-                    m.path = folder.path.join(st.index.get(uid)?.rel_path());
-                    Some(m)
-                })
-                .collect();
-            drop(st);
-            fetch::ReadAhead::start(&folder, msgs)
+            let uids = idx.iter().map(|&i| view.msgs[i].uid).collect();
+            fetch::ReadAhead::start(&folder, uids)
         } else {
             None
         };

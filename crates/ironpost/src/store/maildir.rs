@@ -1312,41 +1312,47 @@ pub struct Reader<'a> {
 impl Reader<'_> {
     /// [`Maildir::read`]: the message's bytes as stored.
     pub fn read(&self, m: &Message) -> io::Result<Vec<u8>> {
-        let dir = match m.path.parent().and_then(Path::file_name) {
-            Some(d) if d == "cur" => &self.dirs[Sub::Cur as usize],
-            Some(d) if d == "new" => &self.dirs[Sub::New as usize],
+        let sub = match m.path.parent().and_then(Path::file_name) {
+            Some(d) if d == "cur" => Sub::Cur,
+            Some(d) if d == "new" => Sub::New,
             _ => return self.maildir.read(m),
         };
-        let Some(name) = m.path.file_name() else {
-            return self.maildir.read(m);
-        };
+        match m.path.file_name() {
+            Some(name) => match self.read_in(sub == Sub::Cur, name, m.size) {
+                Some(data) => Ok(data),
+                // Renamed or expunged since the snapshot, changed, or not
+                // a plain file: the slow way finds it or says why.
+                None => self.maildir.read(m),
+            },
+            None => self.maildir.read(m),
+        }
+    }
+
+    /// The file `name` in `cur/` (`in_cur`) or `new/`, which the index
+    /// says holds `size` octets; `None` when it is not there as that
+    /// (renamed or expunged since, changed, not a plain file), for
+    /// [`Maildir::read`] to find or to say why.
+    pub fn read_in(&self, in_cur: bool, name: impl AsRef<Path>, size: u64) -> Option<Vec<u8>> {
+        let dir = &self.dirs[if in_cur { Sub::Cur } else { Sub::New } as usize];
         // Not following a symbolic link; a FIFO does not block the read.
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let f = match without_atime(|noatime| {
+        let fd = without_atime(|noatime| {
             nix::fcntl::openat(
                 dir,
-                name,
+                name.as_ref(),
                 flags | OFlag::from_bits_retain(noatime),
                 Mode::empty(),
             )
             .map_err(io::Error::from)
-        }) {
-            Ok(fd) => File::from(fd),
-            // Renamed or expunged since the snapshot, or not a plain
-            // file: the slow way finds it or says why.
-            Err(_) => return self.maildir.read(m),
-        };
-        // Message files do not change: the snapshot's size is what is
-        // there (no fstat). A directory or device fails the read or is
-        // cut at that size; a shorter file is looked at again.
-        let mut data = Vec::with_capacity(m.size as usize);
-        match f.take(m.size).read_to_end(&mut data) {
-            Ok(_) if data.len() as u64 == m.size => Ok(data),
-            Ok(_) => {
-                self.maildir.forget(&m.path);
-                Ok(data)
-            }
-            Err(e) => Err(context(format!("read {}", m.path.display()), e)),
+        })
+        .ok()?;
+        // Message files do not change: the index's size is what is there
+        // (no fstat). A directory or device fails the read or is cut at
+        // that size; a shorter file is looked at again.
+        let mut data = Vec::with_capacity(size as usize);
+        match File::from(fd).take(size).read_to_end(&mut data) {
+            Ok(_) if data.len() as u64 == size => Some(data),
+            _ => None,
         }
     }
 }
