@@ -258,7 +258,7 @@ impl Queue {
     }
 
     /// Writes the queue file `q/ID`, not committed: under a dot name that
-    /// no scan picks up, then linked under its ID once whole, so the queue
+    /// no scan picks up, then renamed to its ID once whole, so the queue
     /// manager never sees a half-written file. `Ok(false)` when the name is
     /// taken.
     pub fn write_new<'c>(
@@ -285,9 +285,22 @@ impl Queue {
             return Err(e);
         }
         drop(f);
-        let linked = fs::hard_link(&tmp, &path);
+        // Under its ID in one step, never over a file of that name.
+        let renamed = nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &tmp,
+            nix::fcntl::AT_FDCWD,
+            &path,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        );
+        let done = match renamed {
+            Ok(()) => return Ok(true),
+            // A file system without RENAME_NOREPLACE: a link does the same.
+            Err(nix::errno::Errno::EINVAL) => fs::hard_link(&tmp, &path),
+            Err(e) => Err(io::Error::from(e)),
+        };
         let _ = fs::remove_file(&tmp);
-        match linked {
+        match done {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e),
