@@ -149,9 +149,21 @@ fn dec(field: &str) -> Result<Option<String>, String> {
         .map_err(|_| format!("invalid UTF-8 in \"{field}\""))
 }
 
+/// The attribute that names the queue ID a file was written for. A file
+/// found under another name (a reused file whose new bytes a crash never
+/// let reach the disk) is refused, not delivered again. Not shown in
+/// [`Envelope::attrs`].
+const ATTR_QUEUE_ID: &str = "queue_id";
+
 /// Encodes a queue file. The recipients' state bytes are placed where
 /// [`QueueFile::open`] will find them.
 pub fn encode(env: &Envelope, content: &[u8]) -> Vec<u8> {
+    encode_for(None, env, content)
+}
+
+/// [`encode`] for the file of queue ID `id`, which [`QueueFile::open`]
+/// then checks against the file's name.
+pub fn encode_for(id: Option<&str>, env: &Envelope, content: &[u8]) -> Vec<u8> {
     let mut head = String::with_capacity(256 + env.recipients.len() * 64);
     head.push_str(MAGIC);
     head.push('\n');
@@ -162,6 +174,13 @@ pub fn encode(env: &Envelope, content: &[u8]) -> Vec<u8> {
         t.subsec_micros()
     ));
     head.push_str(&format!("sender {}\n", enc_value(&env.sender)));
+    if let Some(id) = id {
+        head.push_str(&format!(
+            "attr {} {}\n",
+            enc_value(ATTR_QUEUE_ID),
+            enc_value(id)
+        ));
+    }
     for (k, v) in &env.attrs {
         head.push_str(&format!("attr {} {}\n", enc_value(k), enc_value(v)));
     }
@@ -270,7 +289,17 @@ impl QueueFile {
                     let (k, v) = rest.split_once(' ').ok_or_else(|| bad("bad attr".into()))?;
                     let k = dec(k).map_err(bad)?.unwrap_or_default();
                     let v = dec(v).map_err(bad)?.unwrap_or_default();
-                    env.attrs.push((k, v));
+                    if k == ATTR_QUEUE_ID {
+                        let name = path.file_name().and_then(|n| n.to_str());
+                        if name != Some(v.as_str()) {
+                            return Err(corrupt(
+                                path,
+                                format!("written for queue ID {v}, left under another name"),
+                            ));
+                        }
+                    } else {
+                        env.attrs.push((k, v));
+                    }
                 }
                 "rcpt" => {
                     let fields: Vec<&str> = rest.split(' ').collect();

@@ -184,7 +184,12 @@ impl Queue {
                 // Gone (removed by hand, or listed twice): try the next.
                 Err(_) => continue,
             }
-            match OpenOptions::new().write(true).truncate(true).open(to) {
+            // Overwritten in place, not truncated: the file keeps its
+            // blocks (no freeing and allocating them again, no discard of
+            // them on a file system mounted with `discard`); the writer
+            // cuts it to the new length. The queue ID inside tells a crash
+            // that left the old bytes under the new name.
+            match OpenOptions::new().write(true).open(to) {
                 Ok(f) => return Some(f),
                 Err(_) => {
                     let _ = fs::remove_file(to);
@@ -279,8 +284,11 @@ impl Queue {
                 Err(e) => return Err(e),
             },
         };
-        let bytes = file::encode(env, &content(id));
-        if let Err(e) = f.write_all(&bytes) {
+        let bytes = file::encode_for(Some(id.as_str()), env, &content(id));
+        if let Err(e) = f
+            .write_all(&bytes)
+            .and_then(|()| f.set_len(bytes.len() as u64))
+        {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
@@ -440,5 +448,52 @@ mod tests {
         assert_eq!(f.read_content().unwrap(), b"Subject: x\r\n\r\nbody\r\n");
         q.remove(QueueName::Active, &id).unwrap();
         assert_eq!(q.locate(&id), None);
+    }
+
+    #[test]
+    fn a_reused_file_holds_only_the_new_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let env = Envelope::new("a@example.com", vec![Recipient::new("b@example.com")]);
+        let big = [&b"Subject: big\r\n\r\n"[..], &[b'x'; 50_000]].concat();
+        let first = q.enqueue(&env, &big).unwrap();
+        q.remove(QueueName::Incoming, &first).unwrap();
+        // The next message goes into the same file, overwritten in place
+        // and cut to its own length.
+        let other = Envelope::new("c@example.com", vec![Recipient::new("d@example.com")]);
+        let id = q.enqueue(&other, b"Subject: small\r\n\r\nhi\r\n").unwrap();
+        assert!(
+            q.free.lock().unwrap().is_empty(),
+            "the freed file was taken"
+        );
+        let f = q.read(QueueName::Incoming, &id).unwrap();
+        assert_eq!(f.envelope.sender, "c@example.com");
+        assert!(f.envelope.attrs.is_empty(), "{:?}", f.envelope.attrs);
+        assert_eq!(f.read_content().unwrap(), b"Subject: small\r\n\r\nhi\r\n");
+        // Byte for byte what a new file would hold: nothing of the old
+        // message after the end.
+        assert_eq!(
+            fs::read(q.path(QueueName::Incoming, &id)).unwrap(),
+            file::encode_for(Some(id.as_str()), &other, b"Subject: small\r\n\r\nhi\r\n")
+        );
+    }
+
+    #[test]
+    fn a_file_under_another_id_is_refused() {
+        // What a crash can leave: a reused file renamed to its new ID
+        // while it still holds the bytes of the message it had before.
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let env = Envelope::new("a@example.com", vec![Recipient::new("b@example.com")]);
+        let old = q.enqueue(&env, b"Subject: old\r\n\r\n").unwrap();
+        let new = QueueId::generate();
+        fs::rename(
+            q.path(QueueName::Incoming, &old),
+            q.path(QueueName::Incoming, &new),
+        )
+        .unwrap();
+        let err = q.read(QueueName::Incoming, &new).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains(old.as_str()), "{err}");
     }
 }
