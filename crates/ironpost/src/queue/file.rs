@@ -5,6 +5,7 @@
 //! IRONPOST-QUEUE 1
 //! arrival 1795374087.123456
 //! sender :jerry@example.test
+//! attr queue_id :35EC31BB80
 //! attr client_name :localhost
 //! rcpt - :tom@example.test :tom :- :-
 //! content 123
