@@ -15,7 +15,7 @@ use ironpost_proto::imap::{DateTime, FetchAttr, Flag, Section, SectionText};
 use ironpost_proto::mime;
 
 use super::mailbox::{Folder, State};
-use super::store::{Reader, Store};
+use super::store::Store;
 use crate::store::Message;
 use crate::store::index::Sub;
 
@@ -388,13 +388,12 @@ impl ReadAhead {
                         group.iter().map(|&uid| plan(&folder, &st, uid)).collect()
                     };
                     for p in plans {
-                        let data = match p {
-                            Some(Plan::File { in_cur, name, size }) => match &reader {
-                                Reader::Maildir(r) => r.read_in(in_cur, &name, size).map(Ok),
-                                Reader::Plain(_) => None,
-                            },
-                            Some(Plan::Message(m)) => Some(reader.read(&m)),
-                            None => None,
+                        let data = match (p, &reader) {
+                            (Some(Plan::File { in_cur, name, size }), Some(r)) => {
+                                r.read_in(in_cur, &name, size).map(Ok)
+                            }
+                            (Some(Plan::Message(m)), _) => Some(folder.store.read(&m)),
+                            _ => None,
                         };
                         bytes += data.as_ref().map_or(0, |d| d.as_ref().map_or(0, Vec::len));
                         batch.push(data);

@@ -180,15 +180,13 @@ impl Store {
         }
     }
 
-    /// A reader of many messages, cheaper per message than
-    /// [`Store::read`] (see [`Maildir::reader`]).
-    pub fn reader(&self) -> Reader<'_> {
+    /// For a Maildir, a reader of many messages, cheaper per message
+    /// than [`Store::read`] (see [`Maildir::reader`]); `None` for an mbox,
+    /// or when the Maildir's directories cannot be opened.
+    pub fn reader(&self) -> Option<crate::store::maildir::Reader> {
         match self {
-            Store::Maildir(d) => match d.reader() {
-                Ok(r) => Reader::Maildir(r),
-                Err(_) => Reader::Plain(self),
-            },
-            Store::Mbox(_) => Reader::Plain(self),
+            Store::Maildir(d) => d.reader().ok(),
+            Store::Mbox(_) => None,
         }
     }
 
@@ -376,21 +374,6 @@ fn header_flags(flags: &Flags, keywords: &Keywords, old: bool) -> HeaderFlags {
 }
 
 /// The `HDR` of an mbox message's index name.
-/// See [`Store::reader`].
-pub enum Reader<'a> {
-    Maildir(crate::store::maildir::Reader<'a>),
-    Plain(&'a Store),
-}
-
-impl Reader<'_> {
-    pub fn read(&self, m: &Message) -> io::Result<Vec<u8>> {
-        match self {
-            Reader::Maildir(r) => r.read(m),
-            Reader::Plain(s) => s.read(m),
-        }
-    }
-}
-
 fn header_part(name: &str) -> Option<&str> {
     split_info(name).0.rsplit_once(",H=").map(|(_, h)| h)
 }

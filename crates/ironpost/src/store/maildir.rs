@@ -363,12 +363,11 @@ impl Maildir {
         Err(expunged(m))
     }
 
-    /// A reader of many messages: [`Reader::read`] opens each file
+    /// A reader of many messages: [`Reader::read_in`] opens each file
     /// relative to `cur/` and `new/`, opened once, instead of walking the
     /// whole path for each message.
-    pub fn reader(&self) -> io::Result<Reader<'_>> {
+    pub fn reader(&self) -> io::Result<Reader> {
         Ok(Reader {
-            maildir: self,
             dirs: self.open_dirs()?,
         })
     }
@@ -1274,60 +1273,19 @@ fn without_atime<T>(open: impl Fn(nix::libc::c_int) -> io::Result<T>) -> io::Res
     open(0)
 }
 
-/// Opens a regular file for reading: no symlink followed, no FIFO waited
-/// on (`InvalidData` for anything but a regular file). Gives its size too.
+/// [`super::open_regular`] of a message file, without touching its
+/// access time ([`without_atime`]).
 fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
-    let f = without_atime(|noatime| {
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(
-                nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | noatime,
-            )
-            .open(path)
-    })
-    .map_err(|e| {
-        if e.raw_os_error() == Some(nix::libc::ELOOP) {
-            io::Error::new(io::ErrorKind::InvalidData, "a symbolic link")
-        } else {
-            e
-        }
-    })?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    Ok((f, meta.len()))
+    without_atime(|noatime| super::open_regular(path, noatime))
 }
 
 /// See [`Maildir::reader`].
-pub struct Reader<'a> {
-    maildir: &'a Maildir,
+pub struct Reader {
     /// `new/` and `cur/`.
     dirs: [OwnedFd; 2],
 }
 
-impl Reader<'_> {
-    /// [`Maildir::read`]: the message's bytes as stored.
-    pub fn read(&self, m: &Message) -> io::Result<Vec<u8>> {
-        let sub = match m.path.parent().and_then(Path::file_name) {
-            Some(d) if d == "cur" => Sub::Cur,
-            Some(d) if d == "new" => Sub::New,
-            _ => return self.maildir.read(m),
-        };
-        match m.path.file_name() {
-            Some(name) => match self.read_in(sub == Sub::Cur, name, m.size) {
-                Some(data) => Ok(data),
-                // Renamed or expunged since the snapshot, changed, or not
-                // a plain file: the slow way finds it or says why.
-                None => self.maildir.read(m),
-            },
-            None => self.maildir.read(m),
-        }
-    }
-
+impl Reader {
     /// The file `name` in `cur/` (`in_cur`) or `new/`, which the index
     /// says holds `size` octets; `None` when it is not there as that
     /// (renamed or expunged since, changed, not a plain file), for

@@ -1044,23 +1044,7 @@ fn open_mbox(path: &Path) -> io::Result<Option<File>> {
 /// Reads a regular file (no symlink followed; `InvalidData` for anything
 /// but a regular file).
 fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                io::Error::new(io::ErrorKind::InvalidData, "a symbolic link")
-            } else {
-                e
-            }
-        })?;
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
+    let (mut f, _) = super::open_regular(path, 0)?;
     let mut data = Vec::new();
     f.read_to_end(&mut data)?;
     Ok(data)

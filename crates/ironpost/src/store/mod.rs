@@ -61,6 +61,33 @@ pub use flags::Flags;
 pub use maildir::{Maildir, Message, Snapshot};
 pub use mbox::Mbox;
 
+/// Opens a regular file for reading, with `extra` open(2) flags: no
+/// symlink followed, no FIFO waited on (`InvalidData` for anything but a
+/// regular file). Gives its size too.
+fn open_regular(
+    path: &std::path::Path,
+    extra: nix::libc::c_int,
+) -> std::io::Result<(std::fs::File, u64)> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | extra)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                Error::new(ErrorKind::InvalidData, "a symbolic link")
+            } else {
+                e
+            }
+        })?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidData, "not a regular file"));
+    }
+    Ok((f, meta.len()))
+}
+
 /// The POP3 UIDL of message `uid` in a mailbox of `uidvalidity`:
 /// Dovecot's default `pop3_uidl_format = %08Xu%08Xv` (the UID, then the
 /// UIDVALIDITY, each eight hex digits; Dovecot's `X` writes them in lower
