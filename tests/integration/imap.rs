@@ -651,6 +651,9 @@ M.logout()
 fn select_examine_and_fetch_by_hand() {
     let inst = started("");
     deliver(&inst, MULTIPART);
+    // The queue may deliver two messages in either order: the second is
+    // sent once the first is in the Maildir, so it gets UID 2.
+    inst.wait_messages("jerry", 1);
     deliver(&inst, "Subject: second\r\n\r\nline\r\n");
     let raw = inst.wait_messages("jerry", 2);
     // The first file is the first delivered (names start with the time).

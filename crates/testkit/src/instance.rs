@@ -9,6 +9,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+/// The order of a Maildir file name `<secs>.M<usecs>P<pid>Q<n>...`: its
+/// runs of digits as numbers, the rest as text.
+fn delivery_key(path: &Path) -> Vec<(String, u64)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut digits = String::new();
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            if !digits.is_empty() {
+                key.push((
+                    std::mem::take(&mut text),
+                    digits.parse().unwrap_or(u64::MAX),
+                ));
+                digits.clear();
+            }
+            text.push(c);
+        }
+    }
+    key.push((text, digits.parse().unwrap_or(0)));
+    key
+}
+
 /// A running (or stopped) instance.
 pub struct Instance {
     dir: tempfile::TempDir,
@@ -385,7 +413,10 @@ impl Instance {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
-        v.sort();
+        // In delivery order: `<secs>.M<usecs>...` names compared by their
+        // numbers, as the server orders them (a plain string sort puts
+        // M123456 before M99 within one second).
+        v.sort_by_key(|p| delivery_key(p));
         v
     }
 
