@@ -594,3 +594,108 @@ fn temporary_failures_are_retried_and_loops_bounce() {
                 == 0
     );
 }
+
+#[test]
+fn virtual_mail_is_in_the_maildir_before_the_250() {
+    let mut inst = Instance::new(ironpost(), "");
+    inst.start();
+    let etc = inst.etc().display().to_string();
+    let out = ip("user")
+        .args(["add", "tom@example.test", "--password-stdin", "-c", &etc])
+        .stdin("secret\n")
+        .run();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+
+    // One virtual mailbox: delivered before the reply, no queue file.
+    let id = send(
+        &inst,
+        "<ann@example.org>",
+        &["<jerry@example.test>"],
+        "Subject: at once\r\n\r\nbody\r\n",
+    );
+    let new = inst.maildir_new("jerry");
+    assert_eq!(new.len(), 1, "not in the Maildir at the 250");
+    let msg = std::fs::read_to_string(&new[0]).unwrap();
+    assert!(msg.contains(&format!("with SMTP id {id}")), "{msg}");
+    assert!(msg.starts_with("Return-Path: <ann@example.org>\n"), "{msg}");
+    let q = compat("mailq").args(["-c", &etc]).run();
+    assert_eq!(q.stdout.trim(), "Mail queue is empty", "{}", q.stdout);
+    let log = inst.wait_log(&format!("{id}: removed"));
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
+    let shapes = ["/smtpd[", "/cleanup[", "/qmgr[", "/virtual[", "/qmgr["];
+    assert_eq!(lines.len(), shapes.len(), "{log}");
+    for (l, s) in lines.iter().zip(shapes) {
+        assert!(l.contains(s), "{l}\n{log}");
+    }
+    assert!(
+        lines[2].contains("from=<ann@example.org>, size=")
+            && lines[2].ends_with("nrcpt=1 (queue active)"),
+        "{log}"
+    );
+    assert!(
+        lines[3].contains("to=<jerry@example.test>, relay=virtual, delay=")
+            && lines[3].contains("dsn=2.0.0, status=sent (delivered to maildir)"),
+        "{log}"
+    );
+
+    // Two, one of which cannot be written to now (a file where its
+    // Maildir goes): jerry's copy at once, tom's through the queue,
+    // deferred, then delivered on a flush; jerry gets no second copy.
+    let tom = inst.path("vmail/example.test/tom");
+    std::fs::write(&tom, "in the way").unwrap();
+    let id = send(
+        &inst,
+        "<ann@example.org>",
+        &["<jerry@example.test>", "<tom@example.test>"],
+        "Subject: half\r\n\r\nbody\r\n",
+    );
+    assert_eq!(inst.maildir_new("jerry").len(), 2);
+    let log = inst.wait_log(&format!("{id}: to=<tom@example.test>"));
+    assert!(
+        log.contains(&format!("{id}: to=<tom@example.test>, relay=virtual")),
+        "{log}"
+    );
+    let tom_line = log
+        .lines()
+        .rfind(|l| l.contains(&format!("{id}: to=<tom")))
+        .unwrap();
+    assert!(tom_line.contains("status=deferred"), "{log}");
+    assert_eq!(
+        log.matches(&format!("{id}: to=<jerry@example.test>"))
+            .count(),
+        1,
+        "{log}"
+    );
+    let q = compat("mailq").args(["-c", &etc]).run();
+    assert!(q.stdout.contains(&id), "{}", q.stdout);
+    assert!(q.stdout.contains("tom@example.test"), "{}", q.stdout);
+    assert!(!q.stdout.contains("jerry@example.test"), "{}", q.stdout);
+    std::fs::remove_file(&tom).unwrap();
+    let f = compat("postqueue").args(["-c", &etc, "-f"]).run();
+    assert_eq!(f.status, 0, "{}", f.stderr);
+    inst.wait_log(&format!("{id}: removed"));
+    let got = inst.wait_messages("tom", 1);
+    assert!(String::from_utf8_lossy(&got[0]).contains("Subject: half"));
+    assert_eq!(inst.maildir_new("jerry").len(), 2);
+    let log = inst.maillog();
+    assert_eq!(
+        log.matches(&format!("{id}: to=<jerry@example.test>"))
+            .count(),
+        1,
+        "{log}"
+    );
+
+    // smtpd_virtual_delivery = no: through the queue, as Postfix does;
+    // the same log lines.
+    inst.append_main_cf("smtpd_virtual_delivery = no\n");
+    inst.stop();
+    inst.start();
+    let id = send(
+        &inst,
+        "<ann@example.org>",
+        &["<jerry@example.test>"],
+        "Subject: queued\r\n\r\nbody\r\n",
+    );
+    inst.wait_log(&format!("{id}: removed"));
+    assert_eq!(inst.wait_messages("jerry", 3).len(), 3);
+}

@@ -389,6 +389,8 @@ params! {
         "TLS for SMTP clients: none (or empty), may (offer STARTTLS), encrypt (require it before MAIL).";
     SMTPD_TLS_WRAPPERMODE = "smtpd_tls_wrappermode", Kind::Bool, T("no"),
         "Start TLS at once, before the greeting (smtps on port 465).";
+    SMTPD_VIRTUAL_DELIVERY = "smtpd_virtual_delivery", Kind::Bool, T("yes"),
+        "Deliver a message whose recipients are all in virtual mailbox domains during the SMTP session, on stable storage in the Maildir before the 250, without a queue file; no: every message goes through the queue, as in Postfix.";
     SSL = "ssl", Kind::Enum(&["no", "yes", "required"]), T("yes"),
         "TLS for POP3 and IMAP (Dovecot's ssl): no, yes (offered), required (no login without it).";
     SSL_CERT = "ssl_cert", Kind::Path, T("$smtpd_tls_cert_file"),

@@ -198,6 +198,29 @@ pub async fn commit_async(path: &Path) -> io::Result<()> {
         .unwrap_or_else(|_| Err(io::Error::other("the committer stopped")))
 }
 
+/// [`commit_async`] of several paths: one commit per file system, not one
+/// per path.
+pub async fn commit_all_async(paths: &[std::path::PathBuf]) -> io::Result<()> {
+    let mut committers: Vec<Arc<Committer>> = Vec::new();
+    for p in paths {
+        let c = committer(p)?;
+        if !committers.iter().any(|k| Arc::ptr_eq(k, &c)) {
+            committers.push(c);
+        }
+    }
+    let mut answers = Vec::with_capacity(committers.len());
+    for c in committers {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        c.add(Waiter::Async(tx));
+        answers.push(rx);
+    }
+    for rx in answers {
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("the committer stopped")))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +267,13 @@ mod tests {
         rt.block_on(async {
             std::fs::write(dir.path().join("a"), b"x").unwrap();
             commit_async(dir.path()).await.unwrap();
+            let two = [dir.path().to_path_buf(), dir.path().join("a")];
+            commit_all_async(&two).await.unwrap();
+            assert!(
+                commit_all_async(&[dir.path().join("missing")])
+                    .await
+                    .is_err()
+            );
         });
     }
 }

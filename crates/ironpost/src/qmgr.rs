@@ -154,6 +154,24 @@ impl std::fmt::Debug for Qmgr {
     }
 }
 
+/// When one delivery started and what it took, for the log's `delays=`.
+#[derive(Debug, Clone)]
+pub struct Times {
+    /// When the message entered the active queue (its delivery began).
+    entered_active: SystemTime,
+    /// The delivery's time...
+    elapsed: Duration,
+    /// ... of which this much went into setting up a connection (SMTP).
+    setup: Duration,
+}
+
+/// One recipient of [`Qmgr::deliver_at_once`].
+#[derive(Debug, Clone)]
+pub struct AtOnce {
+    pub outcome: Outcome,
+    times: Times,
+}
+
 /// What is left to do after [`Qmgr::deliver_message`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -559,39 +577,12 @@ impl Qmgr {
                 outcomes.extend(self.forward(&rt, &msg, r, &result.forward));
             }
             for o in &outcomes {
-                let orig = if r.original != o.to {
-                    format!(", orig_to=<{}>", r.original)
-                } else {
-                    String::new()
+                let times = Times {
+                    entered_active,
+                    elapsed,
+                    setup,
                 };
-                let a = entered_active
-                    .duration_since(env.arrival)
-                    .unwrap_or_default();
-                let total = env.arrival.elapsed().unwrap_or_default();
-                let b = total.saturating_sub(a).saturating_sub(elapsed);
-                // c: connection setup (SMTP), d: the delivery itself.
-                let (c, d) = (setup, elapsed.saturating_sub(setup));
-                let status = match o.status {
-                    Status::Sent => "sent",
-                    Status::Deferred => "deferred",
-                    Status::Bounced if expired => "expired, returned to sender",
-                    Status::Bounced => "bounced",
-                };
-                self.log(
-                    o.relay_program(),
-                    &format!(
-                        "{id}: to=<{}>{orig}, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={status} ({})",
-                        o.to,
-                        o.relay,
-                        format_delay(total),
-                        format_delay(a),
-                        format_delay(b),
-                        format_delay(c),
-                        format_delay(d),
-                        o.dsn,
-                        o.text
-                    ),
-                );
+                self.log_outcome(id, env.arrival, r, o, &times, expired);
                 match o.status {
                     Status::Deferred => {
                         any_deferred = true;
@@ -643,6 +634,135 @@ impl Qmgr {
         self.warn_delayed(&rt, id, &env, &content, &deferred);
         let _ = self.defer(id, &env, &deferred);
         Finish::Done
+    }
+
+    /// The log line of one recipient's outcome: `ID: to=<...>, relay=...,
+    /// delay=..., delays=a/b/c/d, dsn=..., status=... (text)`.
+    fn log_outcome(
+        &self,
+        id: &QueueId,
+        arrival: SystemTime,
+        r: &Recipient,
+        o: &Outcome,
+        t: &Times,
+        expired: bool,
+    ) {
+        let orig = if r.original != o.to {
+            format!(", orig_to=<{}>", r.original)
+        } else {
+            String::new()
+        };
+        let a = t.entered_active.duration_since(arrival).unwrap_or_default();
+        let total = arrival.elapsed().unwrap_or_default();
+        let b = total.saturating_sub(a).saturating_sub(t.elapsed);
+        // c: connection setup (SMTP), d: the delivery itself.
+        let (c, d) = (t.setup, t.elapsed.saturating_sub(t.setup));
+        let status = match o.status {
+            Status::Sent => "sent",
+            Status::Deferred => "deferred",
+            Status::Bounced if expired => "expired, returned to sender",
+            Status::Bounced => "bounced",
+        };
+        self.log(
+            o.relay_program(),
+            &format!(
+                "{id}: to=<{}>{orig}, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={status} ({})",
+                o.to,
+                o.relay,
+                format_delay(total),
+                format_delay(a),
+                format_delay(b),
+                format_delay(c),
+                format_delay(d),
+                o.dsn,
+                o.text
+            ),
+        );
+    }
+
+    /// Delivers a message whose client still waits for its `250`, before
+    /// any queue file is written: only when every recipient goes to
+    /// virtual(8) (a virtual mailbox domain). `None` when the message must go through the queue
+    /// instead; nothing was written then. Otherwise every recipient's
+    /// outcome, in order: those not sent are for the queue to handle as
+    /// usual (retry, defer, bounce), and nothing is logged for them here.
+    ///
+    /// Called inside [`crate::durable::deferring`]: the caller commits the
+    /// Maildirs (and the queue file it writes for the rest) before the
+    /// `250`, then logs with [`Qmgr::log_delivered_at_once`].
+    pub fn deliver_at_once(
+        &self,
+        id: &QueueId,
+        env: &Envelope,
+        content: &[u8],
+    ) -> Option<Vec<AtOnce>> {
+        let rt = self.rt();
+        let mut routes = Vec::with_capacity(env.recipients.len());
+        for r in &env.recipients {
+            if r.done {
+                return None;
+            }
+            match self.route(&rt, env, r) {
+                Route::Deliver(t @ (Transport::Virtual, _)) if !t.1.routed => routes.push(t),
+                _ => return None,
+            }
+        }
+        let msg = Message {
+            queue_id: id.as_str(),
+            sender: &env.sender,
+            content,
+            arrival: env.arrival,
+        };
+        let entered_active = SystemTime::now();
+        Some(
+            env.recipients
+                .iter()
+                .zip(&routes)
+                .map(|(r, t)| {
+                    let started = Instant::now();
+                    let d = self.deliver_recipient(&rt, &msg, r, t);
+                    let outcome = d.outcomes.into_iter().next().unwrap_or_else(|| {
+                        Outcome::failed(&r.address, "none", "4.3.0", "no delivery outcome")
+                    });
+                    AtOnce {
+                        outcome,
+                        times: Times {
+                            entered_active,
+                            elapsed: started.elapsed(),
+                            setup: Duration::ZERO,
+                        },
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// The mail log of [`Qmgr::deliver_at_once`], once its deliveries are
+    /// durable: the queue manager's `from=` line, a `to=` line per
+    /// recipient sent, and `removed` when none was left for the queue.
+    pub fn log_delivered_at_once(
+        &self,
+        id: &QueueId,
+        env: &Envelope,
+        size: usize,
+        done: &[AtOnce],
+    ) {
+        self.log(
+            "qmgr",
+            &format!(
+                "{id}: from=<{}>, size={size}, nrcpt={} (queue active)",
+                env.sender,
+                env.recipients.len()
+            ),
+        );
+        for (r, d) in env.recipients.iter().zip(done) {
+            if d.outcome.status == Status::Sent {
+                self.log_outcome(id, env.arrival, r, &d.outcome, &d.times, false);
+            }
+        }
+        if done.iter().all(|d| d.outcome.status == Status::Sent) {
+            self.log("qmgr", &format!("{id}: removed"));
+        }
     }
 
     /// Where a recipient goes: resolved and routed (transport_maps,

@@ -732,6 +732,7 @@ pub fn serve_stdio(config_dir: Option<&Path>) -> Result<(), StartError> {
             };
             let _ = crate::ctl::request(&qd, &word);
         }),
+        qmgr: None,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -90,7 +90,7 @@ impl QueueId {
 
     /// A fresh ID from the clock's microseconds and a per-process counter;
     /// callers retry with another one if the name is taken.
-    fn generate() -> QueueId {
+    pub fn generate() -> QueueId {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -19,6 +19,7 @@
 //! `localhost[127.0.0.1]`, as in Postfix's stand-alone mode.
 
 use std::borrow::Cow;
+use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,12 +39,13 @@ use crate::auth::system::{Check, SystemAuth};
 use crate::auth::throttle::{Limits, Throttle};
 use crate::cleanup::{self, Origin, ReceivedFrom};
 use crate::dns::Dns;
+use crate::local::Status;
 use crate::maillog::MailLog;
 use crate::maps::MapContext;
 use crate::maps::lists::DomainList;
 use crate::maps::lists::NetworkList;
 use crate::qmgr::Qmgr;
-use crate::queue::{Envelope, Queue, QueueName, Recipient};
+use crate::queue::{Envelope, Queue, QueueId, QueueName, Recipient};
 use crate::resolve::Resolver;
 use crate::tls::Conn;
 use crate::virtual_alias::VirtualAliases;
@@ -75,6 +77,9 @@ pub struct Settings {
     pub fast_flush_domains: DomainList,
     /// smtpd_peername_lookup.
     pub peername_lookup: bool,
+    /// smtpd_virtual_delivery: messages for virtual mailboxes only are
+    /// delivered before the 250 instead of queued.
+    pub virtual_delivery: bool,
 }
 
 /// SMTP AUTH (RFC 4954) settings, when smtpd_sasl_auth_enable = yes.
@@ -184,6 +189,7 @@ impl Smtpd {
                 as usize,
             fast_flush_domains,
             peername_lookup: cfg.get_bool(params::SMTPD_PEERNAME_LOOKUP)?,
+            virtual_delivery: cfg.get_bool(params::SMTPD_VIRTUAL_DELIVERY)?,
         };
         let policy = Policy::from_config(cfg, ctx, resolver.clone(), own_addresses, dns)?;
         let sasl = if cfg.get_bool(params::SMTPD_SASL_AUTH_ENABLE)? {
@@ -344,20 +350,39 @@ pub struct Shared {
     pub queue: Queue,
     pub log: Arc<MailLog>,
     pub notify: Arc<dyn Fn(Notice) + Send + Sync>,
+    /// The queue manager, when it runs in this process: it delivers what
+    /// can be delivered before the 250 (smtpd_virtual_delivery).
+    pub qmgr: Option<Arc<Qmgr>>,
 }
 
 impl Shared {
     /// Sessions inside the daemon: the queue manager is at hand.
     pub fn with_qmgr(queue: Queue, log: Arc<MailLog>, qmgr: Arc<Qmgr>) -> Shared {
+        let q = qmgr.clone();
         Shared {
             queue,
             log,
             notify: Arc::new(move |n| match n {
-                Notice::Queued(id) => qmgr.submit(id),
-                Notice::Flush(site) => qmgr.flush_site(&site),
+                Notice::Queued(id) => q.submit(id),
+                Notice::Flush(site) => q.flush_site(&site),
             }),
+            qmgr: Some(qmgr),
         }
     }
+}
+
+/// A message taken: under its queue ID, in the queue or delivered already.
+struct Accepted {
+    id: QueueId,
+    message_id: Option<String>,
+    /// The content's size (for the log of a delivery made at once).
+    size: usize,
+    /// What must be committed before the 250.
+    paths: Vec<std::path::PathBuf>,
+    /// The envelope and each recipient's outcome, when delivered at once.
+    at_once: Option<(Envelope, Vec<crate::qmgr::AtOnce>)>,
+    /// A queue file was written (for the queue manager).
+    queued: bool,
 }
 
 /// The envelope being built.
@@ -1357,10 +1382,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let sasl_user = self.sasl_user.clone();
         let tls_desc = self.io.describe();
         let queue = self.shared.queue.clone();
+        let at_once = self.shared.qmgr.clone().filter(|_| s.virtual_delivery);
         let result = tokio::task::spawn_blocking(move || {
-            let mut message_id = None;
             let now = chrono::Local::now().fixed_offset();
-            let id = queue.enqueue_uncommitted(QueueName::Incoming, &env, |id| {
+            let process = |id: &QueueId| {
                 let origin = Origin {
                     queue_id: id.as_str(),
                     myhostname: &myhostname,
@@ -1379,31 +1404,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     header_size_limit,
                     now,
                 };
-                let out = cleanup::process(&message, &origin);
+                cleanup::process(&message, &origin)
+            };
+            // Mail for virtual mailboxes only: delivered now, before the
+            // 250; a queue file only for what that left undone.
+            if let Some(qmgr) = at_once {
+                let id = QueueId::generate();
+                let content = process(&id);
+                let (done, mut paths) =
+                    crate::durable::deferring(|| qmgr.deliver_at_once(&id, &env, &content));
+                let done = done.unwrap_or_default();
+                let rest = done.is_empty() || done.iter().any(|d| d.outcome.status != Status::Sent);
+                if rest {
+                    let mut env = env.clone();
+                    for (r, d) in env.recipients.iter_mut().zip(&done) {
+                        r.done = d.outcome.status == Status::Sent;
+                    }
+                    // The content names this ID: a name already taken (it
+                    // never is in practice) is a write error, never another
+                    // message's file overwritten.
+                    let cow: Cow<'_, [u8]> = Cow::Borrowed(&content);
+                    if !queue.write_new(QueueName::Incoming, &id, &env, |_| cow.clone())? {
+                        return Err(io::Error::other(format!("queue ID {id} is taken")));
+                    }
+                    paths.push(queue.dir(QueueName::Incoming));
+                }
+                return Ok(Accepted {
+                    message_id: cleanup::message_id(&content),
+                    id,
+                    size: content.len(),
+                    paths,
+                    at_once: (!done.is_empty()).then_some((env, done)),
+                    queued: rest,
+                });
+            }
+            let mut message_id = None;
+            let id = queue.enqueue_uncommitted(QueueName::Incoming, &env, |id| {
+                let out = process(id);
                 message_id = cleanup::message_id(&out);
                 Cow::Owned(out)
-            });
-            id.map(|id| (id, message_id))
+            })?;
+            Ok(Accepted {
+                id,
+                message_id,
+                size: 0,
+                paths: vec![queue.dir(QueueName::Incoming)],
+                at_once: None,
+                queued: true,
+            })
         })
         .await;
         // On stable storage before the 250 (waiting without a thread).
         let result = match result {
-            Ok(Ok(x)) => {
-                let queue = &self.shared.queue;
-                match crate::durable::commit_async(&queue.dir(QueueName::Incoming)).await {
-                    Ok(()) => Ok(x),
-                    Err(e) => {
-                        // Not acknowledged: the client sends it again.
-                        let _ = queue.remove(QueueName::Incoming, &x.0);
-                        Err(Some(e))
+            Ok(Ok(a)) => match crate::durable::commit_all_async(&a.paths).await {
+                Ok(()) => Ok(a),
+                Err(e) => {
+                    // Not acknowledged: the client sends it again.
+                    if a.queued {
+                        let _ = self.shared.queue.remove(QueueName::Incoming, &a.id);
                     }
+                    Err(Some(e))
                 }
-            }
+            },
             Ok(Err(e)) => Err(Some(e)),
             Err(_) => Err(None),
         };
         match result {
-            Ok((id, message_id)) => {
+            Ok(a) => {
+                let id = a.id;
                 let sasl = match (&self.sasl_method, &self.sasl_user) {
                     (Some(m), Some(u)) => format!(", sasl_method={m}, sasl_username={u}"),
                     _ => String::new(),
@@ -1411,9 +1479,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.log(&format!("{id}: client={}{sasl}", self.client()));
                 self.shared.log.log(
                     &format!("{}/cleanup", self.smtpd.settings.syslog_name),
-                    &format!("{id}: message-id={}", message_id.unwrap_or_default()),
+                    &format!("{id}: message-id={}", a.message_id.unwrap_or_default()),
                 );
-                (self.shared.notify)(Notice::Queued(id.clone()));
+                if let (Some((env, done)), Some(qmgr)) = (&a.at_once, &self.shared.qmgr) {
+                    qmgr.log_delivered_at_once(&id, env, a.size, done);
+                }
+                if a.queued {
+                    (self.shared.notify)(Notice::Queued(id.clone()));
+                }
                 reply::queued(id.as_str())
             }
             Err(Some(e)) => {
