@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # bench/smtp/run.sh: SMTP throughput of ironpost and of Postfix, on this
 # machine, in one run, configured the same way: one virtual mailbox domain,
-# Maildir delivery, the queue fsync'd before every 250.
+# Maildir delivery, every message on stable storage before its 250 (Postfix:
+# the queue file; ironpost: the Maildir file, delivered during the session,
+# smtpd_virtual_delivery = yes, its default). A second ironpost instance
+# with smtpd_virtual_delivery = no (rows "ip-queue") sends every message
+# through its queue first, as Postfix does; QUEUE_ROWS=0 leaves it out.
 #
 # For each server, sessions (1, 20) and message size (1 KB, 50 KB), Postfix's
 # smtp-source sends MESSAGES messages to jerry@example.test and we measure
@@ -31,6 +35,13 @@ IRONPOST=$PWD/target/release/ironpost
 # --- ironpost ---------------------------------------------------------------
 $IRONPOST quickstart "$WORK/ip" --domain example.test --user jerry --port-offset 10000 >/dev/null
 sed -i "s/^127.0.0.1:10025 /127.0.0.1:$IP_PORT /" "$WORK/ip/etc/master.cf"
+QUEUE_ROWS=${QUEUE_ROWS:-1}
+IQ_PORT=${IQ_PORT:-12527}
+if [ "$QUEUE_ROWS" = 1 ]; then
+    $IRONPOST quickstart "$WORK/iq" --domain example.test --user jerry --port-offset 11000 >/dev/null
+    sed -i "s/^127.0.0.1:11025 /127.0.0.1:$IQ_PORT /" "$WORK/iq/etc/master.cf"
+    printf 'smtpd_virtual_delivery = no\n' >> "$WORK/iq/etc/main.cf"
+fi
 
 # --- Postfix, the same way ---------------------------------------------------
 PF=$WORK/pf
@@ -76,6 +87,7 @@ cleanup() {
     set +e
     postfix -c "$PF/etc" stop >/dev/null 2>&1
     [ -n "${IP_PID:-}" ] && kill "$IP_PID" 2>/dev/null && wait "$IP_PID" 2>/dev/null
+    [ -n "${IQ_PID:-}" ] && kill "$IQ_PID" 2>/dev/null && wait "$IQ_PID" 2>/dev/null
     postconf -e "alternate_config_directories = ${ORIG_ALT:-}"
     [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
@@ -107,9 +119,13 @@ measure() {
 }
 
 $IRONPOST serve -c "$WORK/ip/etc" 2>"$WORK/ip.err" & IP_PID=$!
+if [ "$QUEUE_ROWS" = 1 ]; then
+    $IRONPOST serve -c "$WORK/iq/etc" 2>"$WORK/iq.err" & IQ_PID=$!
+fi
 postfix -c "$PF/etc" start >"$WORK/pf-start.log" 2>&1 || { cat "$WORK/pf-start.log" "$PF/maillog" >&2; exit 1; }
+up() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$IP_PORT) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/$PF_PORT) 2>/dev/null && break
+    up "$IP_PORT" && up "$PF_PORT" && { [ "$QUEUE_ROWS" != 1 ] || up "$IQ_PORT"; } && break
     sleep 0.1
 done
 
@@ -120,6 +136,9 @@ echo "|----------|---------:|---------:|-----------:|------------:|"
 for size in 1024 51200; do
     for sessions in 1 20; do
         measure ironpost "$IP_PORT" "$WORK/ip/vmail/example.test/jerry" "$sessions" "$size"
+        if [ "$QUEUE_ROWS" = 1 ]; then
+            measure ip-queue "$IQ_PORT" "$WORK/iq/vmail/example.test/jerry" "$sessions" "$size"
+        fi
         measure postfix "$PF_PORT" "$PF/vmail/example.test/jerry" "$sessions" "$size"
     done
 done
