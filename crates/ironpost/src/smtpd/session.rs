@@ -385,6 +385,29 @@ struct Accepted {
     queued: bool,
 }
 
+/// Writes the queue file of a new message under a fresh ID (`content`
+/// makes the message for the ID it is given), not committed.
+fn queue_anew(
+    queue: &Queue,
+    env: &Envelope,
+    content: impl Fn(&QueueId) -> Vec<u8>,
+) -> io::Result<Accepted> {
+    let mut message_id = None;
+    let id = queue.enqueue_uncommitted(QueueName::Incoming, env, |id| {
+        let out = content(id);
+        message_id = cleanup::message_id(&out);
+        Cow::Owned(out)
+    })?;
+    Ok(Accepted {
+        id,
+        message_id,
+        size: 0,
+        paths: vec![queue.dir(QueueName::Incoming)],
+        at_once: None,
+        queued: true,
+    })
+}
+
 /// The envelope being built.
 #[derive(Debug)]
 struct Transaction {
@@ -1411,47 +1434,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             if let Some(qmgr) = at_once {
                 let id = QueueId::generate();
                 let content = process(&id);
+                let message_id = cleanup::message_id(&content);
                 let (done, mut paths) =
                     crate::durable::deferring(|| qmgr.deliver_at_once(&id, &env, &content));
-                let done = done.unwrap_or_default();
-                let rest = done.is_empty() || done.iter().any(|d| d.outcome.status != Status::Sent);
+                let Some(done) = done else {
+                    // Nothing delivered: queued under this ID, or, in the
+                    // unlikely case that it is taken, under another below.
+                    let incoming = vec![queue.dir(QueueName::Incoming)];
+                    if queue
+                        .write_new(QueueName::Incoming, &id, &env, |_| Cow::Borrowed(&content))?
+                    {
+                        return Ok(Accepted {
+                            id,
+                            message_id,
+                            size: 0,
+                            paths: incoming,
+                            at_once: None,
+                            queued: true,
+                        });
+                    }
+                    return queue_anew(&queue, &env, process);
+                };
+                let rest = done.iter().any(|d| d.outcome.status != Status::Sent);
                 if rest {
                     let mut env = env.clone();
                     for (r, d) in env.recipients.iter_mut().zip(&done) {
                         r.done = d.outcome.status == Status::Sent;
                     }
-                    // The content names this ID: a name already taken (it
-                    // never is in practice) is a write error, never another
-                    // message's file overwritten.
-                    let cow: Cow<'_, [u8]> = Cow::Borrowed(&content);
-                    if !queue.write_new(QueueName::Incoming, &id, &env, |_| cow.clone())? {
+                    // The delivered copies name this ID: a name already
+                    // taken (never in practice) is a write error, never
+                    // another message's file overwritten.
+                    if !queue
+                        .write_new(QueueName::Incoming, &id, &env, |_| Cow::Borrowed(&content))?
+                    {
                         return Err(io::Error::other(format!("queue ID {id} is taken")));
                     }
                     paths.push(queue.dir(QueueName::Incoming));
                 }
                 return Ok(Accepted {
-                    message_id: cleanup::message_id(&content),
                     id,
+                    message_id,
                     size: content.len(),
                     paths,
-                    at_once: (!done.is_empty()).then_some((env, done)),
+                    at_once: Some((env, done)),
                     queued: rest,
                 });
             }
-            let mut message_id = None;
-            let id = queue.enqueue_uncommitted(QueueName::Incoming, &env, |id| {
-                let out = process(id);
-                message_id = cleanup::message_id(&out);
-                Cow::Owned(out)
-            })?;
-            Ok(Accepted {
-                id,
-                message_id,
-                size: 0,
-                paths: vec![queue.dir(QueueName::Incoming)],
-                at_once: None,
-                queued: true,
-            })
+            queue_anew(&queue, &env, process)
         })
         .await;
         // On stable storage before the 250 (waiting without a thread).
