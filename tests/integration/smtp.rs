@@ -681,3 +681,32 @@ fn recipient_and_connection_limits() {
         "{texts:?}"
     );
 }
+
+#[test]
+fn access_table_warnings_and_actions_not_carried_out_are_logged() {
+    let inst = instance(
+        "smtpd_recipient_restrictions = check_recipient_access inline:{ \
+         { jerry@example.test = WARN watch this one } }, \
+         check_sender_access inline:{ ann@example.org=HOLD }, \
+         permit_mynetworks, reject_unauth_destination\n",
+    );
+    let mut s = inst.connect();
+    s.cmd("ehlo client.example");
+    s.cmd("mail from:<ann@example.org>");
+    assert_eq!(s.cmd("rcpt to:<jerry@example.test>"), "250 2.1.5 Ok");
+    s.cmd("quit");
+    let log = inst.wait_log("access table action HOLD");
+    assert!(
+        log.contains(
+            "NOQUEUE: warn: RCPT from localhost[127.0.0.1]: watch this one; \
+             from=<ann@example.org> to=<jerry@example.test> proto=ESMTP helo=<client.example>"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "warning: RCPT from localhost[127.0.0.1]: access table action HOLD is not supported; ignored"
+        ),
+        "{log}"
+    );
+}

@@ -648,11 +648,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     /// Postfix's `NOQUEUE: reject:` line.
     fn log_reject(&self, command: &str, reply: &Reply, from: Option<&str>, to: Option<&str>) {
-        let mut line = format!(
-            "NOQUEUE: reject: {command} from {}: {};",
-            self.client(),
-            reply.text()
-        );
+        self.log_whatsup("reject", command, &reply.text(), from, to);
+    }
+
+    /// What access tables asked for beside the verdict: Postfix's
+    /// `NOQUEUE: warn:` line for each WARN, and a warning for the actions
+    /// not carried out yet (HOLD, DISCARD, PREPEND), so that none is
+    /// ignored silently.
+    fn log_actions(&self, command: &str, a: &Actions, from: Option<&str>, to: Option<&str>) {
+        for line in &a.log {
+            self.log(line);
+        }
+        for w in &a.warnings {
+            self.log_whatsup("warn", command, w, from, to);
+        }
+        let unsupported = [
+            ("HOLD", a.hold.is_some()),
+            ("DISCARD", a.discard.is_some()),
+            ("PREPEND", !a.prepend.is_empty()),
+        ];
+        for (name, asked) in unsupported {
+            if asked {
+                self.log(&format!(
+                    "warning: {command} from {}: access table action {name} is not supported; ignored",
+                    self.client()
+                ));
+            }
+        }
+    }
+
+    /// `NOQUEUE: WHAT: COMMAND from CLIENT: TEXT; from=<..> to=<..>
+    /// proto=.. helo=<..>`, as Postfix's smtpd logs rejects and warnings.
+    fn log_whatsup(
+        &self,
+        what: &str,
+        command: &str,
+        text: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) {
+        let mut line = format!("NOQUEUE: {what}: {command} from {}: {text};", self.client());
         if let Some(f) = from {
             line.push_str(&format!(" from=<{f}>"));
         }
@@ -1145,9 +1180,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let facts = self.facts(Some(&tx.sender_given), Some(&rcpt));
         let mut actions = Actions::default();
         let verdict = self.smtpd.policy.check_rcpt(&facts, &mut actions);
-        for line in &actions.log {
-            self.log(line);
-        }
+        self.log_actions("RCPT", &actions, Some(&tx.sender_given), Some(&rcpt));
         match verdict {
             Verdict::Reject(r) => {
                 let reply = Reply::new(r.code, &r.status, r.text.clone());
@@ -1211,9 +1244,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let facts = self.facts(Some(&tx.sender_given), None);
         let mut actions = Actions::default();
         let verdict = self.smtpd.policy.check_data(&facts, &mut actions);
-        for line in &actions.log {
-            self.log(line);
-        }
+        self.log_actions("DATA", &actions, Some(&tx.sender_given), None);
         if let Verdict::Reject(r) = verdict {
             let reply = Reply::new(r.code, &r.status, r.text.clone());
             self.log_reject("DATA", &reply, Some(&tx.sender_given), None);
