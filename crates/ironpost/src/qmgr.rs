@@ -682,10 +682,11 @@ impl Qmgr {
 
     /// Delivers a message whose client still waits for its `250`, before
     /// any queue file is written: only when every recipient goes to
-    /// virtual(8) (a virtual mailbox domain). `None` when the message must go through the queue
-    /// instead; nothing was written then. Otherwise every recipient's
-    /// outcome, in order: those not sent are for the queue to handle as
-    /// usual (retry, defer, bounce), and nothing is logged for them here.
+    /// virtual(8) (a virtual mailbox domain). `None` when the message must
+    /// go through the queue instead; nothing was written then. Otherwise
+    /// every recipient's outcome, in order: those not sent are for the
+    /// queue to handle as usual (retry, defer, bounce), and nothing is
+    /// logged for them here.
     ///
     /// Called inside [`crate::durable::deferring`]: the caller commits the
     /// Maildirs (and the queue file it writes for the rest) before the
