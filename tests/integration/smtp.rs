@@ -683,19 +683,30 @@ fn recipient_and_connection_limits() {
 }
 
 #[test]
-fn access_table_warnings_and_actions_not_carried_out_are_logged() {
+fn access_table_warn_hold_and_discard() {
     let inst = instance(
         "smtpd_recipient_restrictions = check_recipient_access inline:{ \
          { jerry@example.test = WARN watch this one } }, \
-         check_sender_access inline:{ ann@example.org=HOLD }, \
+         check_sender_access inline:{ ann@example.org=HOLD, { bob@example.org = DISCARD spam } }, \
          permit_mynetworks, reject_unauth_destination\n",
     );
-    let mut s = inst.connect();
-    s.cmd("ehlo client.example");
-    s.cmd("mail from:<ann@example.org>");
-    assert_eq!(s.cmd("rcpt to:<jerry@example.test>"), "250 2.1.5 Ok");
-    s.cmd("quit");
-    let log = inst.wait_log("access table action HOLD");
+    let etc = inst.etc().display().to_string();
+    let send = |from: &str, subject: &str| {
+        let mut s = inst.connect();
+        s.cmd("ehlo client.example");
+        s.cmd(&format!("mail from:<{from}>"));
+        assert_eq!(s.cmd("rcpt to:<jerry@example.test>"), "250 2.1.5 Ok");
+        assert!(s.cmd("data").starts_with("354"));
+        s.send_raw(format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n").as_bytes());
+        let r = s.read_reply();
+        assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+        s.cmd("quit");
+        r.trim_end().rsplit(' ').next().unwrap().to_string()
+    };
+
+    // HOLD: the message waits in the hold queue until released.
+    let held = send("ann@example.org", "held");
+    let log = inst.maillog();
     assert!(
         log.contains(
             "NOQUEUE: warn: RCPT from localhost[127.0.0.1]: watch this one; \
@@ -705,8 +716,35 @@ fn access_table_warnings_and_actions_not_carried_out_are_logged() {
     );
     assert!(
         log.contains(
-            "warning: RCPT from localhost[127.0.0.1]: access table action HOLD is not supported; ignored"
+            "NOQUEUE: hold: RCPT from localhost[127.0.0.1]: <ann@example.org>: \
+             Sender address triggers HOLD action; from=<ann@example.org> \
+             to=<jerry@example.test> proto=ESMTP helo=<client.example>"
         ),
         "{log}"
     );
+    assert_eq!(inst.queue_files("hold").len(), 1);
+    let q = compat("mailq").args(["-c", &etc]).run();
+    assert!(q.stdout.contains(&format!("{held}!")), "{}", q.stdout);
+    assert!(inst.maildir_new("jerry").is_empty());
+
+    // DISCARD: taken, logged, dropped.
+    send("bob@example.org", "dropped");
+    let log = inst.wait_log("NOQUEUE: discard:");
+    assert!(
+        log.contains(
+            "NOQUEUE: discard: RCPT from localhost[127.0.0.1]: <bob@example.org>: spam; \
+             from=<bob@example.org> to=<jerry@example.test> proto=ESMTP helo=<client.example>"
+        ),
+        "{log}"
+    );
+
+    // Released, the held message is delivered; the discarded one never is.
+    let r = compat("postsuper").args(["-c", &etc, "-H", &held]).run();
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let got = inst.wait_messages("jerry", 1);
+    assert!(String::from_utf8_lossy(&got[0]).contains("Subject: held"));
+    inst.wait_log(&format!("{held}: removed"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(inst.maildir_new("jerry").len(), 1);
+    assert!(inst.queue_files("hold").is_empty());
 }

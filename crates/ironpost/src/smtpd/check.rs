@@ -1270,13 +1270,21 @@ impl Policy {
                 };
                 Verdict::Reject(self.reply(code, default, subject, stage, text))
             }
-            "HOLD" => {
-                actions.hold = Some(rest.to_string());
-                Verdict::Dunno
-            }
-            "DISCARD" => {
-                actions.discard = Some(rest.to_string());
-                Verdict::Permit
+            "HOLD" | "DISCARD" => {
+                // Postfix's log text: `<x@y>: Recipient address triggers
+                // HOLD action`, or the table's own text after the subject.
+                let text = if rest.is_empty() {
+                    format!("{subject}: {} triggers {upper} action", stage.noun())
+                } else {
+                    format!("{subject}: {rest}")
+                };
+                if upper == "HOLD" {
+                    actions.hold.get_or_insert(text);
+                    Verdict::Dunno
+                } else {
+                    actions.discard.get_or_insert(text);
+                    Verdict::Permit
+                }
             }
             "WARN" => {
                 actions.warnings.push(rest.to_string());

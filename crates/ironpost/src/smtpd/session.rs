@@ -381,19 +381,22 @@ struct Accepted {
     paths: Vec<std::path::PathBuf>,
     /// The envelope and each recipient's outcome, when delivered at once.
     at_once: Option<(Envelope, Vec<crate::qmgr::AtOnce>)>,
-    /// A queue file was written (for the queue manager).
+    /// A queue file was written in `incoming/` (for the queue manager).
     queued: bool,
+    /// The queue file went to `hold/` instead.
+    held: bool,
 }
 
 /// Writes the queue file of a new message under a fresh ID (`content`
 /// makes the message for the ID it is given), not committed.
 fn queue_anew(
     queue: &Queue,
+    into: QueueName,
     env: &Envelope,
     content: impl Fn(&QueueId) -> Vec<u8>,
 ) -> io::Result<Accepted> {
     let mut message_id = None;
-    let id = queue.enqueue_uncommitted(QueueName::Incoming, env, |id| {
+    let id = queue.enqueue_uncommitted(into, env, |id| {
         let out = content(id);
         message_id = cleanup::message_id(&out);
         Cow::Owned(out)
@@ -402,9 +405,10 @@ fn queue_anew(
         id,
         message_id,
         size: 0,
-        paths: vec![queue.dir(QueueName::Incoming)],
+        paths: vec![queue.dir(into)],
         at_once: None,
-        queued: true,
+        queued: into == QueueName::Incoming,
+        held: into == QueueName::Hold,
     })
 }
 
@@ -419,6 +423,10 @@ struct Transaction {
     chunks: Option<Vec<u8>>,
     /// A BDAT chunk failed: the rest of the message is read and dropped.
     chunks_failed: bool,
+    /// An access table said HOLD: the message goes to the hold queue.
+    hold: bool,
+    /// An access table said DISCARD: the message is taken and dropped.
+    discard: bool,
 }
 
 /// How a session ended.
@@ -652,9 +660,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 
     /// What access tables asked for beside the verdict: Postfix's
-    /// `NOQUEUE: warn:` line for each WARN, and a warning for the actions
-    /// not carried out yet (HOLD, DISCARD, PREPEND), so that none is
-    /// ignored silently.
+    /// `NOQUEUE: warn:` line for each WARN, and a warning for PREPEND, not
+    /// carried out yet, so that it is not ignored silently.
     fn log_actions(&self, command: &str, a: &Actions, from: Option<&str>, to: Option<&str>) {
         for line in &a.log {
             self.log(line);
@@ -662,18 +669,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         for w in &a.warnings {
             self.log_whatsup("warn", command, w, from, to);
         }
-        let unsupported = [
-            ("HOLD", a.hold.is_some()),
-            ("DISCARD", a.discard.is_some()),
-            ("PREPEND", !a.prepend.is_empty()),
-        ];
-        for (name, asked) in unsupported {
-            if asked {
-                self.log(&format!(
-                    "warning: {command} from {}: access table action {name} is not supported; ignored",
-                    self.client()
-                ));
-            }
+        if !a.prepend.is_empty() {
+            self.log(&format!(
+                "warning: {command} from {}: access table action PREPEND is not supported; ignored",
+                self.client()
+            ));
+        }
+    }
+
+    /// HOLD and DISCARD of an accepted command, for the transaction, with
+    /// Postfix's `NOQUEUE: hold:` and `NOQUEUE: discard:` lines.
+    fn take_actions(&mut self, command: &str, a: &Actions, to: Option<&str>) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let from = tx.sender_given.clone();
+        if let Some(text) = &a.hold {
+            self.log_whatsup("hold", command, text, Some(&from), to);
+        }
+        if let Some(text) = &a.discard {
+            self.log_whatsup("discard", command, text, Some(&from), to);
+        }
+        if let Some(tx) = &mut self.tx {
+            tx.hold |= a.hold.is_some();
+            tx.discard |= a.discard.is_some();
         }
     }
 
@@ -1149,6 +1168,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             recipients: Vec::new(),
             chunks: None,
             chunks_failed: false,
+            hold: false,
+            discard: false,
         });
         reply::sender_ok()
     }
@@ -1194,9 +1215,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         r.original = rcpt;
         r.orcpt = params.orcpt;
         r.notify = params.notify;
+        let to = r.original.clone();
         if let Some(tx) = &mut self.tx {
             tx.recipients.push(r);
         }
+        self.take_actions("RCPT", &actions, Some(&to));
         reply::recipient_ok()
     }
 
@@ -1252,6 +1275,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.reply(reply).await;
             return Ok(false);
         }
+        self.take_actions("DATA", &actions, None);
+        let Some(tx) = &self.tx else {
+            return Ok(false);
+        };
         if tx.chunks.is_some() {
             // DATA after BDAT in the same transaction (RFC 3030 §3).
             self.counters.add("data", false);
@@ -1383,6 +1410,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.log_reject("DATA", &reply, Some(&tx.sender_given), None);
             return reply;
         }
+        if tx.discard {
+            // Taken and dropped, as Postfix's DISCARD: nothing is written.
+            return reply::queued(QueueId::generate().as_str());
+        }
+        let hold = tx.hold;
         let sender = self.smtpd.resolver.canonical(&tx.sender_given);
         let mut env = Envelope::new(&sender, tx.recipients);
         env.set_attr("client_name", &self.client_name);
@@ -1436,7 +1468,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let sasl_user = self.sasl_user.clone();
         let tls_desc = self.io.describe();
         let queue = self.shared.queue.clone();
-        let at_once = self.shared.qmgr.clone().filter(|_| s.virtual_delivery);
+        let at_once = self
+            .shared
+            .qmgr
+            .clone()
+            .filter(|_| s.virtual_delivery && !hold);
+        let into = if hold {
+            QueueName::Hold
+        } else {
+            QueueName::Incoming
+        };
         let result = tokio::task::spawn_blocking(move || {
             let now = chrono::Local::now().fixed_offset();
             let process = |id: &QueueId| {
@@ -1482,9 +1523,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                             paths: incoming,
                             at_once: None,
                             queued: true,
+                            held: false,
                         });
                     }
-                    return queue_anew(&queue, &env, process);
+                    return queue_anew(&queue, into, &env, process);
                 };
                 let rest = done.iter().any(|d| d.outcome.status != Status::Sent);
                 if rest {
@@ -1509,9 +1551,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     paths,
                     at_once: Some((env, done)),
                     queued: rest,
+                    held: false,
                 });
             }
-            queue_anew(&queue, &env, process)
+            queue_anew(&queue, into, &env, process)
         })
         .await;
         // On stable storage before the 250 (waiting without a thread).
@@ -1522,6 +1565,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     // Not acknowledged: the client sends it again.
                     if a.queued {
                         let _ = self.shared.queue.remove(QueueName::Incoming, &a.id);
+                    }
+                    if a.held {
+                        let _ = self.shared.queue.remove(QueueName::Hold, &a.id);
                     }
                     Err(Some(e))
                 }
