@@ -191,19 +191,15 @@ fn commit_blocking(path: &Path) -> io::Result<()> {
 
 /// [`commit`] for async code: waits without holding a thread.
 pub async fn commit_async(path: &Path) -> io::Result<()> {
-    let c = committer(path)?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    c.add(Waiter::Async(tx));
-    rx.await
-        .unwrap_or_else(|_| Err(io::Error::other("the committer stopped")))
+    commit_all_async(&[path]).await
 }
 
 /// [`commit_async`] of several paths: one commit per file system, not one
 /// per path.
-pub async fn commit_all_async(paths: &[std::path::PathBuf]) -> io::Result<()> {
+pub async fn commit_all_async<P: AsRef<Path>>(paths: &[P]) -> io::Result<()> {
     let mut committers: Vec<Arc<Committer>> = Vec::new();
     for p in paths {
-        let c = committer(p)?;
+        let c = committer(p.as_ref())?;
         if !committers.iter().any(|k| Arc::ptr_eq(k, &c)) {
             committers.push(c);
         }

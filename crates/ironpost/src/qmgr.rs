@@ -378,19 +378,16 @@ impl Qmgr {
                     })
                     .await;
                     if let Ok((Finish::Remove, paths)) = done {
-                        let mut ok = true;
-                        for p in &paths {
-                            if let Err(e) = crate::durable::commit_async(p).await {
-                                me.log(
-                                    "qmgr",
-                                    &format!(
-                                        "warning: {id}: commit failed: {e}; delivering again later"
-                                    ),
-                                );
-                                ok = false;
-                            }
+                        let committed = crate::durable::commit_all_async(&paths).await;
+                        if let Err(e) = &committed {
+                            me.log(
+                                "qmgr",
+                                &format!(
+                                    "warning: {id}: commit failed: {e}; delivering again later"
+                                ),
+                            );
                         }
-                        if ok {
+                        if committed.is_ok() {
                             if me.queue.remove(QueueName::Active, &id).is_ok() {
                                 me.log("qmgr", &format!("{id}: removed"));
                             }
@@ -455,15 +452,7 @@ impl Qmgr {
         let pending: Vec<usize> = (0..env.recipients.len())
             .filter(|&i| !env.recipients[i].done)
             .collect();
-        self.log(
-            "qmgr",
-            &format!(
-                "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
-                env.sender,
-                qf.content_len(),
-                env.recipients.len()
-            ),
-        );
+        self.log_active(id, &env, qf.content_len());
         let content = match qf.read_content() {
             Ok(c) => c,
             Err(e) => {
@@ -636,6 +625,19 @@ impl Qmgr {
         Finish::Done
     }
 
+    /// `ID: from=<...>, size=N, nrcpt=N (queue active)`: a delivery of
+    /// the message begins.
+    fn log_active(&self, id: &QueueId, env: &Envelope, size: impl std::fmt::Display) {
+        self.log(
+            "qmgr",
+            &format!(
+                "{id}: from=<{}>, size={size}, nrcpt={} (queue active)",
+                env.sender,
+                env.recipients.len()
+            ),
+        );
+    }
+
     /// The log line of one recipient's outcome: `ID: to=<...>, relay=...,
     /// delay=..., delays=a/b/c/d, dsn=..., status=... (text)`.
     fn log_outcome(
@@ -748,14 +750,7 @@ impl Qmgr {
         size: usize,
         done: &[AtOnce],
     ) {
-        self.log(
-            "qmgr",
-            &format!(
-                "{id}: from=<{}>, size={size}, nrcpt={} (queue active)",
-                env.sender,
-                env.recipients.len()
-            ),
-        );
+        self.log_active(id, env, size);
         for (r, d) in env.recipients.iter().zip(done) {
             if d.outcome.status == Status::Sent {
                 self.log_outcome(id, env.arrival, r, &d.outcome, &d.times, false);

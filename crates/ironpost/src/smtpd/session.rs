@@ -375,16 +375,14 @@ impl Shared {
 struct Accepted {
     id: QueueId,
     message_id: Option<String>,
-    /// The content's size (for the log of a delivery made at once).
-    size: usize,
     /// What must be committed before the 250.
     paths: Vec<std::path::PathBuf>,
-    /// The envelope and each recipient's outcome, when delivered at once.
-    at_once: Option<(Envelope, Vec<crate::qmgr::AtOnce>)>,
-    /// A queue file was written in `incoming/` (for the queue manager).
-    queued: bool,
-    /// The queue file went to `hold/` instead.
-    held: bool,
+    /// When delivered at once: the envelope, the content's size and each
+    /// recipient's outcome (for the log).
+    at_once: Option<(Envelope, usize, Vec<crate::qmgr::AtOnce>)>,
+    /// The queue a file was written to, if any (`incoming/`: for the
+    /// queue manager).
+    file: Option<QueueName>,
 }
 
 /// Writes the queue file of a new message under a fresh ID (`content`
@@ -404,11 +402,9 @@ fn queue_anew(
     Ok(Accepted {
         id,
         message_id,
-        size: 0,
         paths: vec![queue.dir(into)],
         at_once: None,
-        queued: into == QueueName::Incoming,
-        held: into == QueueName::Hold,
+        file: Some(into),
     })
 }
 
@@ -683,12 +679,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let Some(tx) = &self.tx else {
             return;
         };
-        let from = tx.sender_given.clone();
+        let from = Some(tx.sender_given.as_str());
         if let Some(text) = &a.hold {
-            self.log_whatsup("hold", command, text, Some(&from), to);
+            self.log_whatsup("hold", command, text, from, to);
         }
         if let Some(text) = &a.discard {
-            self.log_whatsup("discard", command, text, Some(&from), to);
+            self.log_whatsup("discard", command, text, from, to);
         }
         if let Some(tx) = &mut self.tx {
             tx.hold |= a.hold.is_some();
@@ -1519,11 +1515,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         return Ok(Accepted {
                             id,
                             message_id,
-                            size: 0,
                             paths: incoming,
                             at_once: None,
-                            queued: true,
-                            held: false,
+                            file: Some(QueueName::Incoming),
                         });
                     }
                     return queue_anew(&queue, into, &env, process);
@@ -1547,11 +1541,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return Ok(Accepted {
                     id,
                     message_id,
-                    size: content.len(),
                     paths,
-                    at_once: Some((env, done)),
-                    queued: rest,
-                    held: false,
+                    at_once: Some((env, content.len(), done)),
+                    file: rest.then_some(QueueName::Incoming),
                 });
             }
             queue_anew(&queue, into, &env, process)
@@ -1563,11 +1555,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Ok(()) => Ok(a),
                 Err(e) => {
                     // Not acknowledged: the client sends it again.
-                    if a.queued {
-                        let _ = self.shared.queue.remove(QueueName::Incoming, &a.id);
-                    }
-                    if a.held {
-                        let _ = self.shared.queue.remove(QueueName::Hold, &a.id);
+                    if let Some(q) = a.file {
+                        let _ = self.shared.queue.remove(q, &a.id);
                     }
                     Err(Some(e))
                 }
@@ -1587,10 +1576,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     &format!("{}/cleanup", self.smtpd.settings.syslog_name),
                     &format!("{id}: message-id={}", a.message_id.unwrap_or_default()),
                 );
-                if let (Some((env, done)), Some(qmgr)) = (&a.at_once, &self.shared.qmgr) {
-                    qmgr.log_delivered_at_once(&id, env, a.size, done);
+                if let (Some((env, size, done)), Some(qmgr)) = (&a.at_once, &self.shared.qmgr) {
+                    qmgr.log_delivered_at_once(&id, env, *size, done);
                 }
-                if a.queued {
+                if a.file == Some(QueueName::Incoming) {
                     (self.shared.notify)(Notice::Queued(id.clone()));
                 }
                 reply::queued(id.as_str())
