@@ -676,19 +676,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// HOLD and DISCARD of an accepted command, for the transaction, with
     /// Postfix's `NOQUEUE: hold:` and `NOQUEUE: discard:` lines.
     fn take_actions(&mut self, command: &str, a: &Actions, to: Option<&str>) {
-        let Some(tx) = &self.tx else {
+        let Some(tx) = &mut self.tx else {
             return;
         };
-        let from = Some(tx.sender_given.as_str());
-        if let Some(text) = &a.hold {
-            self.log_whatsup("hold", command, text, from, to);
-        }
-        if let Some(text) = &a.discard {
-            self.log_whatsup("discard", command, text, from, to);
-        }
-        if let Some(tx) = &mut self.tx {
-            tx.hold |= a.hold.is_some();
-            tx.discard |= a.discard.is_some();
+        tx.hold |= a.hold.is_some();
+        tx.discard |= a.discard.is_some();
+        let from = tx.sender_given.clone();
+        for (what, text) in [("hold", &a.hold), ("discard", &a.discard)] {
+            if let Some(text) = text {
+                self.log_whatsup(what, command, text, Some(&from), to);
+            }
         }
     }
 
@@ -1505,17 +1502,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 let message_id = cleanup::message_id(&content);
                 let (done, mut paths) =
                     crate::durable::deferring(|| qmgr.deliver_at_once(&id, &env, &content));
+                // The queue file of this ID, for what was not delivered;
+                // false when the name is taken (never in practice).
+                let queue_here = |env: &Envelope| {
+                    queue.write_new(QueueName::Incoming, &id, env, |_| Cow::Borrowed(&content))
+                };
                 let Some(done) = done else {
                     // Nothing delivered: queued under this ID, or, in the
                     // unlikely case that it is taken, under another below.
-                    let incoming = vec![queue.dir(QueueName::Incoming)];
-                    if queue
-                        .write_new(QueueName::Incoming, &id, &env, |_| Cow::Borrowed(&content))?
-                    {
+                    if queue_here(&env)? {
                         return Ok(Accepted {
+                            paths: vec![queue.dir(QueueName::Incoming)],
                             id,
                             message_id,
-                            paths: incoming,
                             at_once: None,
                             file: Some(QueueName::Incoming),
                         });
@@ -1529,11 +1528,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         r.done = d.outcome.status == Status::Sent;
                     }
                     // The delivered copies name this ID: a name already
-                    // taken (never in practice) is a write error, never
-                    // another message's file overwritten.
-                    if !queue
-                        .write_new(QueueName::Incoming, &id, &env, |_| Cow::Borrowed(&content))?
-                    {
+                    // taken is a write error, never another message's file
+                    // overwritten.
+                    if !queue_here(&env)? {
                         return Err(io::Error::other(format!("queue ID {id} is taken")));
                     }
                     paths.push(queue.dir(QueueName::Incoming));
