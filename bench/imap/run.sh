@@ -42,7 +42,9 @@
 # dovecot-imapd are installed if missing, without starting the system's
 # Dovecot). Usage: bench/imap/run.sh [MESSAGES]   (default 10000)
 # SERVERS="ironpost dovecot" (the default) or one of them; ROUNDS=5;
-# IDLE=1000 (0: no idle connections), IDLE_USERS=100 (0 with IDLE=0); KEEP=1 keeps the work directory.
+# IDLE=1000 (0: no idle connections), IDLE_USERS=100 (0 with IDLE=0); KEEP=1 keeps the work directory;
+# IRONPOST_BIN=path runs that ironpost binary instead of building one (to
+# compare two builds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -96,9 +98,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ -z "$policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
 fi
 
-has ironpost && cargo build --release -q -p ironpost
+if [ -n "${IRONPOST_BIN:-}" ]; then
+    IRONPOST=$(realpath "$IRONPOST_BIN")
+else
+    has ironpost && cargo build --release -q -p ironpost
+    IRONPOST=$PWD/target/release/ironpost
+fi
 cargo build --release -q -p ironpost-testkit --bin imap-load
-IRONPOST=$PWD/target/release/ironpost
 LOAD=$PWD/target/release/imap-load
 
 WORK=$(mktemp -d /tmp/ironpost-imap.XXXXXX)
