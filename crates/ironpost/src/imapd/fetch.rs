@@ -379,7 +379,7 @@ impl ReadAhead {
         std::thread::Builder::new()
             .name("imap-read-ahead".into())
             .spawn(move || {
-                let reader = folder.store.reader();
+                let mut reader = folder.store.reader();
                 let mut batch = Vec::with_capacity(BATCH_COUNT);
                 let mut bytes = 0;
                 for group in uids.chunks(LOOKUP_COUNT) {
@@ -387,13 +387,26 @@ impl ReadAhead {
                         let st = folder.lock();
                         group.iter().map(|&uid| plan(&folder, &st, uid)).collect()
                     };
-                    for p in plans {
-                        let data = match (p, &reader) {
-                            (Some(Plan::File { in_cur, name, size }), Some(r)) => {
-                                r.read_in(in_cur, &name, size).map(Ok)
+                    // The group's files, read together.
+                    let files: Vec<(bool, &str, u64)> = plans
+                        .iter()
+                        .filter_map(|p| match p {
+                            Some(Plan::File { in_cur, name, size }) => {
+                                Some((*in_cur, name.as_str(), *size))
                             }
-                            (Some(Plan::Message(m)), _) => Some(folder.store.read(&m)),
                             _ => None,
+                        })
+                        .collect();
+                    let mut files = match &mut reader {
+                        Some(r) if !files.is_empty() => r.read_many(&files),
+                        _ => Vec::new(),
+                    }
+                    .into_iter();
+                    for p in &plans {
+                        let data = match p {
+                            Some(Plan::File { .. }) => files.next().flatten().map(Ok),
+                            Some(Plan::Message(m)) => Some(folder.store.read(m)),
+                            None => None,
                         };
                         bytes += data.as_ref().map_or(0, |d| d.as_ref().map_or(0, Vec::len));
                         batch.push(data);

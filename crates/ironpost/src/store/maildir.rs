@@ -57,9 +57,10 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
@@ -73,6 +74,7 @@ use nix::sys::stat::Mode;
 use super::flags::{base_name, name_field, with_flags};
 use super::lock::{self, ListLock};
 use super::uidlist::{Entry, UidList};
+use super::uring;
 use crate::mailbox::context;
 use crate::mailbox::maildir::{escape_host, to_lf, wire_size};
 
@@ -369,6 +371,8 @@ impl Maildir {
     pub fn reader(&self) -> io::Result<Reader> {
         Ok(Reader {
             dirs: self.open_dirs()?,
+            ring: None,
+            ring_tried: false,
         })
     }
 
@@ -1260,12 +1264,15 @@ fn wire_size_of(path: &Path) -> io::Result<u64> {
 /// sets the inode's change time) would write a new access time, one inode
 /// write per message a FETCH, SEARCH or POP3 RETR reads. Nothing reads a
 /// Maildir message's access time: new mail is what is in `new/`.
+/// `O_NOATIME` was refused (the files are not this process's own, and it
+/// may not act for their owner): opens go without it from then on.
+static NOATIME_REFUSED: AtomicBool = AtomicBool::new(false);
+
 fn without_atime<T>(open: impl Fn(nix::libc::c_int) -> io::Result<T>) -> io::Result<T> {
-    static REFUSED: AtomicBool = AtomicBool::new(false);
-    if !REFUSED.load(AtomicOrdering::Relaxed) {
+    if !NOATIME_REFUSED.load(AtomicOrdering::Relaxed) {
         match open(nix::libc::O_NOATIME) {
             Err(e) if e.raw_os_error() == Some(nix::libc::EPERM) => {
-                REFUSED.store(true, AtomicOrdering::Relaxed)
+                NOATIME_REFUSED.store(true, AtomicOrdering::Relaxed)
             }
             r => return r,
         }
@@ -1283,6 +1290,10 @@ fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
 pub struct Reader {
     /// `new/` and `cur/`.
     dirs: [OwnedFd; 2],
+    /// The ring of [`Reader::read_many`], made at its first call; `None`
+    /// when it could not be (or failed since), and then `ring_tried`.
+    ring: Option<uring::Batch>,
+    ring_tried: bool,
 }
 
 impl Reader {
@@ -1312,6 +1323,76 @@ impl Reader {
             Ok(_) if data.len() as u64 == size => Some(data),
             _ => None,
         }
+    }
+}
+
+impl Reader {
+    /// [`Reader::read_in`] of each of `files` (`in_cur`, name, size), in
+    /// that order. Where the kernel has io_uring, the files are opened
+    /// and read in batches, a few system calls for many files
+    /// ([`uring`]); a file the batch could not read is read again the
+    /// plain way, which finds it renamed or says it is gone.
+    pub fn read_many(&mut self, files: &[(bool, &str, u64)]) -> Vec<Option<Vec<u8>>> {
+        match self.read_ring(files) {
+            Some(got) => got
+                .into_iter()
+                .zip(files)
+                .map(|(r, &(in_cur, name, size))| r.or_else(|| self.read_in(in_cur, name, size)))
+                .collect(),
+            None => files
+                .iter()
+                .map(|&(in_cur, name, size)| self.read_in(in_cur, name, size))
+                .collect(),
+        }
+    }
+
+    /// The batch reads of [`Reader::read_many`], `None` for a file not
+    /// read; `None` as a whole without a ring.
+    fn read_ring(&mut self, files: &[(bool, &str, u64)]) -> Option<Vec<Option<Vec<u8>>>> {
+        if !self.ring_tried {
+            self.ring_tried = true;
+            self.ring = uring::Batch::new()
+                .inspect_err(|e| tracing::debug!("io_uring: {e}; reading message files one by one"))
+                .ok();
+        }
+        let names = files
+            .iter()
+            .map(|(_, name, _)| CString::new(*name))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        let wanted: Vec<uring::Want> = files
+            .iter()
+            .zip(&names)
+            .map(|(&(in_cur, _, size), name)| uring::Want {
+                dir: self.dirs[if in_cur { Sub::Cur } else { Sub::New } as usize].as_fd(),
+                name,
+                size,
+            })
+            .collect();
+        // As read_in; direct descriptors are never inherited (no O_CLOEXEC).
+        let noatime = if NOATIME_REFUSED.load(AtomicOrdering::Relaxed) {
+            0
+        } else {
+            nix::libc::O_NOATIME
+        };
+        let flags = nix::libc::O_RDONLY | nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | noatime;
+        let got = match self.ring.as_mut()?.read(&wanted, flags) {
+            Ok(got) => got,
+            Err(e) => {
+                tracing::warn!("io_uring: {e}; reading message files one by one");
+                self.ring = None;
+                return None;
+            }
+        };
+        // Kernels that do not replace a file in an occupied slot refuse
+        // the open (EBADF): the plain way from then on.
+        if got
+            .iter()
+            .any(|r| r == &Err(uring::Miss::Open(nix::libc::EBADF)))
+        {
+            self.ring = None;
+        }
+        Some(got.into_iter().map(Result::ok).collect())
     }
 }
 

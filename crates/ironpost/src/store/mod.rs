@@ -56,6 +56,7 @@ pub mod mbox;
 pub mod notify;
 pub mod quota;
 mod uidlist;
+mod uring;
 
 pub use flags::Flags;
 pub use maildir::{Maildir, Message, Snapshot};
