@@ -1286,6 +1286,12 @@ fn open_regular_len(path: &Path) -> io::Result<(File, u64)> {
     without_atime(|noatime| super::open_regular(path, noatime))
 }
 
+/// How [`Reader`] opens message files: not following a symbolic link,
+/// and a FIFO does not block the read.
+const READ_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_NONBLOCK);
+
 /// See [`Maildir::reader`].
 pub struct Reader {
     /// `new/` and `cur/`.
@@ -1304,7 +1310,7 @@ impl Reader {
     pub fn read_in(&self, in_cur: bool, name: impl AsRef<Path>, size: u64) -> Option<Vec<u8>> {
         let dir = &self.dirs[if in_cur { Sub::Cur } else { Sub::New } as usize];
         // Not following a symbolic link; a FIFO does not block the read.
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let flags = READ_FLAGS | OFlag::O_CLOEXEC;
         let fd = without_atime(|noatime| {
             nix::fcntl::openat(
                 dir,
@@ -1375,7 +1381,7 @@ impl Reader {
         } else {
             nix::libc::O_NOATIME
         };
-        let flags = nix::libc::O_RDONLY | nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | noatime;
+        let flags = READ_FLAGS.bits() | noatime;
         let got = match self.ring.as_mut()?.read(&wanted, flags) {
             Ok(got) => got,
             Err(e) => {
