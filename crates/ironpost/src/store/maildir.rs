@@ -1257,6 +1257,10 @@ fn wire_size_of(path: &Path) -> io::Result<u64> {
     Ok(size)
 }
 
+/// `O_NOATIME` was refused (the files are not this process's own, and it
+/// may not act for their owner): opens go without it from then on.
+static NOATIME_REFUSED: AtomicBool = AtomicBool::new(false);
+
 /// Runs `open` with `O_NOATIME` as its extra flag while the kernel
 /// allows it (the files are the server's own, or it runs as root), with
 /// none once it refused. Reading a message then leaves its inode alone:
@@ -1264,10 +1268,6 @@ fn wire_size_of(path: &Path) -> io::Result<u64> {
 /// sets the inode's change time) would write a new access time, one inode
 /// write per message a FETCH, SEARCH or POP3 RETR reads. Nothing reads a
 /// Maildir message's access time: new mail is what is in `new/`.
-/// `O_NOATIME` was refused (the files are not this process's own, and it
-/// may not act for their owner): opens go without it from then on.
-static NOATIME_REFUSED: AtomicBool = AtomicBool::new(false);
-
 fn without_atime<T>(open: impl Fn(nix::libc::c_int) -> io::Result<T>) -> io::Result<T> {
     if !NOATIME_REFUSED.load(AtomicOrdering::Relaxed) {
         match open(nix::libc::O_NOATIME) {
@@ -1309,7 +1309,6 @@ impl Reader {
     /// [`Maildir::read`] to find or to say why.
     pub fn read_in(&self, in_cur: bool, name: impl AsRef<Path>, size: u64) -> Option<Vec<u8>> {
         let dir = &self.dirs[if in_cur { Sub::Cur } else { Sub::New } as usize];
-        // Not following a symbolic link; a FIFO does not block the read.
         let flags = READ_FLAGS | OFlag::O_CLOEXEC;
         let fd = without_atime(|noatime| {
             nix::fcntl::openat(

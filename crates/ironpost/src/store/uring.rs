@@ -79,59 +79,68 @@ impl Batch {
         flags: i32,
         out: &mut Vec<Result<Vec<u8>, Miss>>,
     ) -> io::Result<()> {
-        let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(group.len());
-        for w in group {
-            let size = usize::try_from(w.size)
-                .ok()
-                .filter(|&s| u32::try_from(s).is_ok())
-                .ok_or_else(|| io::Error::other("file too big for one read"))?;
-            bufs.push(Vec::with_capacity(size));
-        }
+        // Everything that can fail before the kernel holds a buffer.
+        debug_assert!(group.len() <= SLOTS);
+        let sizes = group
+            .iter()
+            .map(|w| {
+                u32::try_from(w.size)
+                    .ok()
+                    .filter(|&s| usize::try_from(s).is_ok())
+            })
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| io::Error::other("file too big for one read"))?;
+        let slots = (0..group.len() as u32)
+            .map(types::DestinationSlot::try_from_slot_target)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|i| io::Error::other(format!("no io_uring file slot {i}")))?;
+        let mut bufs: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&s| Vec::with_capacity(s as usize))
+            .collect();
         let mut results: Vec<Result<usize, Miss>> = vec![Err(Miss::Short(0)); group.len()];
         let mut pending = 0;
+        let mut pushed = Ok(());
         {
             let mut sq = self.ring.submission();
             for (i, (w, buf)) in group.iter().zip(bufs.iter_mut()).enumerate() {
-                let slot = types::DestinationSlot::try_from_slot_target(i as u32)
-                    .map_err(|_| io::Error::other("no such io_uring file slot"))?;
                 let open = opcode::OpenAt::new(types::Fd(w.dir.as_raw_fd()), w.name.as_ptr())
                     .flags(flags)
-                    .file_index(Some(slot))
+                    .file_index(Some(slots[i]))
                     .build()
                     .flags(squeue::Flags::IO_LINK)
                     .user_data((i as u64) << 1);
-                let read = opcode::Read::new(
-                    types::Fixed(i as u32),
-                    buf.as_mut_ptr(),
-                    buf.capacity() as u32,
-                )
-                .build()
-                .user_data(((i as u64) << 1) | 1);
+                let read = opcode::Read::new(types::Fixed(i as u32), buf.as_mut_ptr(), sizes[i])
+                    .build()
+                    .user_data(((i as u64) << 1) | 1);
                 // SAFETY: the open's path (`w.name`, borrowed for the whole
                 // call) is copied by the kernel when it takes the entry;
-                // the read's buffer (`bufs[i]`, `capacity` octets, on the
-                // heap, not freed or moved until every entry of the group
-                // has completed) outlives the request: this function waits
-                // below for the completion of each entry it pushed, and
-                // where it cannot, it leaks the buffers instead of freeing
-                // them. The queue has room for two entries per slot and is
-                // empty between groups.
-                unsafe {
-                    sq.push(&open)
-                        .map_err(|_| io::Error::other("io_uring queue full"))?;
-                    sq.push(&read)
-                        .map_err(|_| io::Error::other("io_uring queue full"))?;
+                // the read's buffer (`bufs[i]`, at least `sizes[i]` octets
+                // of capacity, on the heap, not freed or moved until every
+                // entry of the group has completed) outlives the request:
+                // this function waits below for the completion of each
+                // entry it pushed, and where it cannot, it leaks the
+                // buffers instead of freeing them. The queue has room for
+                // two entries per slot and is empty between groups.
+                if unsafe { sq.push(&open).and_then(|()| sq.push(&read)) }.is_err() {
+                    pushed = Err(io::Error::other("io_uring queue full"));
+                    break;
                 }
                 pending += 2;
             }
+        }
+        if let Err(e) = pushed {
+            // Entries in the queue point into the buffers: they must never
+            // be freed (the caller drops the ring).
+            std::mem::forget(bufs);
+            return Err(e);
         }
         while pending > 0 {
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Reads may still be in flight: their buffers must
-                    // never be freed (the caller drops the ring).
+                    // Reads may still be in flight: as above.
                     std::mem::forget(bufs);
                     return Err(e);
                 }
@@ -152,12 +161,12 @@ impl Batch {
                 }
             }
         }
-        for (mut buf, r) in bufs.into_iter().zip(results) {
+        for ((mut buf, r), size) in bufs.into_iter().zip(results).zip(sizes) {
             out.push(match r {
-                Ok(n) if n == buf.capacity() => {
+                Ok(n) if n == size as usize => {
                     // SAFETY: the kernel wrote `n` octets at the start of
-                    // the buffer (the read's result), and `n` is its
-                    // capacity.
+                    // the buffer (the read's result), and the buffer has
+                    // room for `size` octets.
                     unsafe { buf.set_len(n) };
                     Ok(buf)
                 }
