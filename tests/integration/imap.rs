@@ -1849,6 +1849,68 @@ fn search_and_uid_search() {
     }
 }
 
+/// SEARCH of text reads many message files ahead, on another thread: a
+/// file another program renamed since is still found, one it deleted is
+/// left out, and every other message is matched as before.
+#[test]
+fn search_reads_many_messages_ahead_renamed_or_gone() {
+    let inst = started("");
+    for n in 0..30 {
+        let word = if n % 3 == 0 { "kiwi" } else { "plum" };
+        deliver(
+            &inst,
+            &format!("Subject: note-{n:02}-end\r\n\r\na {word} a day\r\n"),
+        );
+    }
+    inst.wait_messages("jerry", 30);
+    let md = maildir(&inst);
+    let mut i = Imap::login(inst.imap_port, true);
+    i.ok("SELECT INBOX");
+    let uid_of = |i: &mut Imap, n: usize| -> String {
+        let u = i.ok(&format!("UID SEARCH SUBJECT note-{n:02}-end"));
+        assert_eq!(u.len(), 1, "{u:?}");
+        let uid = u[0].strip_prefix("* SEARCH ").expect("one UID").to_string();
+        assert!(uid.parse::<u32>().is_ok(), "{u:?}");
+        uid
+    };
+    let kiwis: Vec<String> = (0..30).step_by(3).map(|n| uid_of(&mut i, n)).collect();
+    assert_eq!(
+        i.ok("UID SEARCH BODY kiwi"),
+        [format!("* SEARCH {}", kiwis.join(" "))]
+    );
+    assert_eq!(i.ok("SEARCH BODY plum").len(), 1);
+    // Another program marks note 3 as read (a rename) and deletes note 6.
+    let file_of = |n: usize| {
+        ["cur", "new"]
+            .iter()
+            .flat_map(|s| std::fs::read_dir(md.join(s)).unwrap())
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .contains(&format!("note-{n:02}-end"))
+            })
+            .unwrap()
+    };
+    let three = file_of(3);
+    let base = three.file_name().unwrap().to_str().unwrap();
+    let base = base.split(":2,").next().unwrap().to_string();
+    std::fs::rename(&three, md.join("cur").join(format!("{base}:2,S"))).unwrap();
+    std::fs::remove_file(file_of(6)).unwrap();
+    let want: Vec<&str> = kiwis
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != 2)
+        .map(|(_, u)| u.as_str())
+        .collect();
+    let got = i.ok("UID SEARCH BODY kiwi");
+    let line = got
+        .iter()
+        .find(|l| l.starts_with("* SEARCH"))
+        .expect("a SEARCH answer");
+    assert_eq!(line, &format!("* SEARCH {}", want.join(" ")), "{got:?}");
+}
+
 /// The value after `word ` in a response line (`UIDVALIDITY 123]`).
 fn number_after(lines: &[String], word: &str) -> u64 {
     lines

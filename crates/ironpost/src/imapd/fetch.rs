@@ -358,13 +358,14 @@ enum Plan {
     Message(Message),
 }
 
-/// The message files of one FETCH, read in order on a thread of their
-/// own while the session's thread builds and sends the responses (open,
-/// read and close cost as much as the rest together). The thread looks
+/// The message files of one FETCH (or SEARCH), read in order on a thread
+/// of their own while the session's thread builds and sends the responses
+/// or matches the messages (open, read and close cost as much as the rest
+/// together). The thread looks
 /// the messages up in the folder's index itself, a few at a time, so
 /// that the session starts sending after the first few, not after a walk
 /// through all of them. It stops when the session stops taking, at the
-/// end of the FETCH.
+/// end of the command.
 pub struct ReadAhead {
     rx: mpsc::Receiver<Vec<Read>>,
     batch: std::vec::IntoIter<Read>,

@@ -2563,13 +2563,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             tz_offset: i32::from(fetch::zone_minutes(now)) * 60,
         };
         let mut out = Vec::new();
+        // Message files to match against are read ahead on another thread,
+        // as for a FETCH of bodies.
+        let mut ahead = if needs > eval::Needs::Nothing && view.msgs.len() >= fetch::READ_AHEAD_MIN
+        {
+            fetch::ReadAhead::start(&folder, view.msgs.iter().map(|k| k.uid).collect())
+        } else {
+            None
+        };
         for (i, k) in view.msgs.iter().enumerate() {
+            // One result per message, taken first whatever happens next.
+            let read_ahead = ahead.as_mut().and_then(fetch::ReadAhead::take);
             let (record, flags, msg) = {
                 let st = folder.lock();
                 let Some(r) = st.index.get(k.uid) else {
                     continue;
                 };
-                let msg = if needs > eval::Needs::Nothing {
+                let msg = if needs > eval::Needs::Nothing && read_ahead.is_none() {
                     st.message(k.uid).map(|m| {
                         let mut m = m.clone();
                         m.path = folder.path.join(r.rel_path());
@@ -2580,17 +2590,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 };
                 (r.clone(), to_imap(&r.flags(), &st.keywords), msg)
             };
-            let raw = match &msg {
-                Some(m) => match folder.store.read(m) {
-                    Ok(mut d) => {
-                        if needs == eval::Needs::Header {
-                            d.truncate(header_end(&d));
-                        }
-                        Some(d)
+            let got = match (read_ahead, &msg) {
+                (Some(got), _) => Some(got),
+                (None, Some(m)) => Some(folder.store.read(m)),
+                (None, None) => None,
+            };
+            let raw = match got {
+                Some(Ok(mut d)) => {
+                    if needs == eval::Needs::Header {
+                        d.truncate(header_end(&d));
                     }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io_no(e)),
-                },
+                    Some(d)
+                }
+                Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => continue,
+                Some(Err(e)) => return Err(io_no(e)),
                 None => None,
             };
             let c = eval::Candidate {
