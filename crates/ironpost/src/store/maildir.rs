@@ -371,8 +371,7 @@ impl Maildir {
     pub fn reader(&self) -> io::Result<Reader> {
         Ok(Reader {
             dirs: self.open_dirs()?,
-            ring: None,
-            ring_tried: false,
+            ring: Ring::Untried,
         })
     }
 
@@ -1296,10 +1295,16 @@ const READ_FLAGS: OFlag = OFlag::O_RDONLY
 pub struct Reader {
     /// `new/` and `cur/`.
     dirs: [OwnedFd; 2],
-    /// The ring of [`Reader::read_many`], made at its first call; `None`
-    /// when it could not be (or failed since), and then `ring_tried`.
-    ring: Option<uring::Batch>,
-    ring_tried: bool,
+    /// The ring of [`Reader::read_many`].
+    ring: Ring,
+}
+
+/// The io_uring of a [`Reader`]: made at the first [`Reader::read_many`],
+/// `Off` when it could not be or failed since.
+enum Ring {
+    Untried,
+    Ready(Box<uring::Batch>),
+    Off,
 }
 
 impl Reader {
@@ -1329,9 +1334,7 @@ impl Reader {
             _ => None,
         }
     }
-}
 
-impl Reader {
     /// [`Reader::read_in`] of each of `files` (`in_cur`, name, size), in
     /// that order. Where the kernel has io_uring, the files are opened
     /// and read in batches, a few system calls for many files
@@ -1354,12 +1357,18 @@ impl Reader {
     /// The batch reads of [`Reader::read_many`], `None` for a file not
     /// read; `None` as a whole without a ring.
     fn read_ring(&mut self, files: &[(bool, &str, u64)]) -> Option<Vec<Option<Vec<u8>>>> {
-        if !self.ring_tried {
-            self.ring_tried = true;
-            self.ring = uring::Batch::new()
-                .inspect_err(|e| tracing::debug!("io_uring: {e}; reading message files one by one"))
-                .ok();
+        if let Ring::Untried = self.ring {
+            self.ring = match uring::Batch::new() {
+                Ok(b) => Ring::Ready(Box::new(b)),
+                Err(e) => {
+                    tracing::debug!("io_uring: {e}; reading message files one by one");
+                    Ring::Off
+                }
+            };
         }
+        let Ring::Ready(ring) = &mut self.ring else {
+            return None;
+        };
         let names = files
             .iter()
             .map(|(_, name, _)| CString::new(*name))
@@ -1381,11 +1390,11 @@ impl Reader {
             nix::libc::O_NOATIME
         };
         let flags = READ_FLAGS.bits() | noatime;
-        let got = match self.ring.as_mut()?.read(&wanted, flags) {
+        let got = match ring.read(&wanted, flags) {
             Ok(got) => got,
             Err(e) => {
                 tracing::warn!("io_uring: {e}; reading message files one by one");
-                self.ring = None;
+                self.ring = Ring::Off;
                 return None;
             }
         };
@@ -1395,7 +1404,7 @@ impl Reader {
             .iter()
             .any(|r| r == &Err(uring::Miss::Open(nix::libc::EBADF)))
         {
-            self.ring = None;
+            self.ring = Ring::Off;
         }
         Some(got.into_iter().map(Result::ok).collect())
     }

@@ -1,5 +1,6 @@
 //! Many small files opened and read in a few system calls (Linux
-//! io_uring), for the FETCH of many message bodies.
+//! io_uring), for an IMAP FETCH of many message bodies or a SEARCH of
+//! their text.
 //!
 //! A plain open, read and close of each file costs three system calls,
 //! and on machines with the current CPU mitigations the entry and exit
