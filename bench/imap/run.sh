@@ -24,9 +24,11 @@
 # out. Before measuring, each server gets one such run (discarded) that
 # builds its indexes and caches; it also checks that both servers send the
 # same bodies. Then ROUNDS runs per server, taking turns; the table shows
-# the medians. Each run starts once the last one's file renames and index
+# the medians. Each run starts once the last run's file renames and index
 # writes are on disk (`sync`) and the machine is idle, so that no work left
-# over by one server falls into the other's measurements.
+# over by one server falls into the other's measurements, and then with
+# all of the server's files for u1 (its Maildir and its index) in the page
+# cache, read just before. The disk reads during each run are counted.
 #
 # Idle connections: IDLE connections (default 1000) log in, spread over
 # IDLE_USERS users (default 100; empty mailboxes), and do nothing more.
@@ -43,6 +45,7 @@
 # Dovecot). Usage: bench/imap/run.sh [MESSAGES]   (default 10000)
 # SERVERS="ironpost dovecot" (the default) or one of them; ROUNDS=5;
 # IDLE=1000 (0: no idle connections), IDLE_USERS=100 (0 with IDLE=0); KEEP=1 keeps the work directory;
+# WARM=0 measures without first reading the mailbox into the page cache;
 # IRONPOST_BIN=path runs that ironpost binary instead of building one (to
 # compare two builds).
 set -euo pipefail
@@ -55,6 +58,7 @@ IP_PORT=$((IP_OFFSET + 143))
 DV_PORT=${DV_PORT:-14343}
 ROUNDS=${ROUNDS:-5}                # runs per server; the table shows the medians
 IDLE=${IDLE:-1000}
+WARM=${WARM:-1}                    # 0: do not read the mailbox into the page cache before each run
 IDLE_USERS=${IDLE_USERS:-$((IDLE > 0 ? 100 : 0))}
 BODY=1000                          # FETCH 1:BODY BODY.PEEK[]
 WORD=zanzibar
@@ -296,11 +300,32 @@ T_WARM=$(date +%s)
 
 . bench/settle.sh
 
-# The servers take turns, round by round.
+# files NAME: the directories of u1's files at that server: the Maildir and
+# the index (Dovecot keeps its index in the Maildir)
+files() {
+    if [ "$1" = ironpost ]; then
+        echo "$WORK/ip/vmail/example.test/u1" "$WORK/ip/data/index"
+    else
+        echo "$DV/vmail/example.test/u1"
+    fi
+}
+# The octets read from the disks so far (KB), all of them.
+disk_read_kb() { cat /sys/block/*/stat | awk '{ s += $3 } END { printf "%d", s / 2 }'; }
+
+# The servers take turns, round by round. Unless WARM=0, each run starts
+# with all of its server's files for u1 in the page cache: cat reads them
+# just before. Without this, what is measured depends on the host as well:
+# on a virtual machine whose host takes back cold page-cache pages, some
+# messages of one run are read from the disk, and others not, at random.
+# Each run's line gets the disk reads during it (disk_read_kb).
 for _ in $(seq "$ROUNDS"); do
     for s in $SERVERS; do
         settle
-        load "$s" >>"$WORK/runs.$s"
+        # shellcheck disable=SC2046   # the directories are words
+        [ "$WARM" = 0 ] || find $(files "$s") -type f -exec cat {} + >/dev/null
+        before=$(disk_read_kb)
+        line=$(load "$s")
+        echo "$line disk_read_kb=$(($(disk_read_kb) - before))" >>"$WORK/runs.$s"
     done
 done
 T_ROUNDS=$(date +%s)
@@ -439,6 +464,13 @@ for s in $SERVERS; do
         "with $IDLE ($IDLE_USERS users, logged in in $(field "${m[*]:6}" login_s) s)" \
         "$((m[3] / 1024)) MB RSS, $((m[4] / 1024)) MB PSS in ${m[5]} processes"
 done
+disk() { local line; while read -r line; do field "$line" disk_read_kb; done <"$WORK/runs.$1" | sort -g | tail -1; }
+reads=""
+for s in $SERVERS; do
+    reads="$reads${reads:+, }$s $(disk "$s") KB"
+done
+echo "page cache: $([ "$WARM" = 0 ] && echo "as it was" || echo "each server's files read just before each run");" \
+    "disk reads during a run (the most of any run): $reads"
 cpu() { local line; while read -r line; do field "$line" client_cpu_s; done <"$WORK/runs.$1" | median; }
 cpus=""
 for s in $SERVERS; do
