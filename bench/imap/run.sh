@@ -114,6 +114,8 @@ LOAD=$PWD/target/release/imap-load
 WORK=$(mktemp -d /tmp/ironpost-imap.XXXXXX)
 chmod 755 "$WORK"   # Dovecot's login and mail processes run as other users
 DV=$WORK/dv
+IP_BOX=$WORK/ip/vmail/example.test/u1   # u1's Maildir at each server
+DV_BOX=$DV/vmail/example.test/u1
 cleanup() {
     set +e
     exec 7>&- 2>/dev/null
@@ -190,7 +192,7 @@ default_process_limit = $((IDLE + 100))
 CF
     mkdir -p "$WORK/ip/vmail/example.test"
     echo secret | $IRONPOST user add "u1@example.test" --password-stdin -c "$WORK/ip/etc" >/dev/null
-    cp -r "$WORK/template" "$WORK/ip/vmail/example.test/u1"
+    cp -r "$WORK/template" "$IP_BOX"
     for i in $(seq "$IDLE_USERS"); do
         echo secret | $IRONPOST user add "idle$i@example.test" --password-stdin -c "$WORK/ip/etc" >/dev/null
         mkdir -p "$WORK/ip/vmail/example.test/idle$i/"{cur,new,tmp}
@@ -202,7 +204,7 @@ if has dovecot; then
     mkdir -p "$DV/log" "$DV/state" "$DV/vmail/example.test"
     HASH=$(doveadm -c /dev/null pw -s ARGON2ID -p secret)   # the parameters ironpost uses: m=65536,t=3,p=1
     echo "u1@example.test:$HASH" >> "$DV/passwd"
-    cp -r "$WORK/template" "$DV/vmail/example.test/u1"
+    cp -r "$WORK/template" "$DV_BOX"
     for i in $(seq "$IDLE_USERS"); do
         echo "idle$i@example.test:$HASH" >> "$DV/passwd"
         mkdir -p "$DV/vmail/example.test/idle$i/"{cur,new,tmp}
@@ -304,9 +306,9 @@ T_WARM=$(date +%s)
 # the index (Dovecot keeps its index in the Maildir)
 files() {
     if [ "$1" = ironpost ]; then
-        echo "$WORK/ip/vmail/example.test/u1" "$WORK/ip/data/index"
+        echo "$IP_BOX" "$WORK/ip/data/index"
     else
-        echo "$DV/vmail/example.test/u1"
+        echo "$DV_BOX"
     fi
 }
 # The octets read from the disks so far (KB), all of them.
@@ -395,10 +397,11 @@ T_END=$(date +%s)
 
 # median of the numbers on standard input
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# values SERVER FIELD: that field of each of the server's runs, a line each
+values() { local line; while read -r line; do field "$line" "$2"; done <"$WORK/runs.$1"; }
 # ms SERVER STEP: the median time of a step, in milliseconds
 ms() {
-    local line
-    while read -r line; do field "$line" "${2}_s"; done <"$WORK/runs.$1" | median |
+    values "$1" "${2}_s" | median |
         awk '{ v = $1 * 1000; printf (v < 0.1 ? "%.3f" : v < 1 ? "%.2f" : "%.1f"), v }'
 }
 # per_conn SERVER COLUMN: KB per idle connection (COLUMN 1 = RSS, 2 = PSS)
@@ -464,14 +467,14 @@ for s in $SERVERS; do
         "with $IDLE ($IDLE_USERS users, logged in in $(field "${m[*]:6}" login_s) s)" \
         "$((m[3] / 1024)) MB RSS, $((m[4] / 1024)) MB PSS in ${m[5]} processes"
 done
-disk() { local line; while read -r line; do field "$line" disk_read_kb; done <"$WORK/runs.$1" | sort -g | tail -1; }
+disk() { values "$1" disk_read_kb | sort -g | tail -1; }
 reads=""
 for s in $SERVERS; do
     reads="$reads${reads:+, }$s $(disk "$s") KB"
 done
 echo "page cache: $([ "$WARM" = 0 ] && echo "as it was" || echo "each server's files read just before each run");" \
     "disk reads during a run (the most of any run): $reads"
-cpu() { local line; while read -r line; do field "$line" client_cpu_s; done <"$WORK/runs.$1" | median; }
+cpu() { values "$1" client_cpu_s | median; }
 cpus=""
 for s in $SERVERS; do
     cpus="$cpus${cpus:+, }$s $(cpu "$s") s"
